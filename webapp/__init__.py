@@ -1,0 +1,43 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from .config import load_config
+from .extensions import csrf, db, login_manager, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(config: dict | None = None, instance_path: str | None = None) -> Flask:
+    """Create the Flask app. `config` overrides values read from the environment (tests use it)."""
+    kwargs = {"instance_path": instance_path} if instance_path else {"instance_relative_config": True}
+    app = Flask(__name__, **kwargs)
+    app.config.update(load_config(Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from . import models  # noqa: F401  (register every model on the metadata)
+    from .auth import bp as auth_bp
+    from .auth.cli import register_cli as register_auth_cli
+    from .core import register_core
+    from .databases import bp as databases_bp
+    from .demo import register_cli as register_demo_cli
+
+    register_core(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(databases_bp)
+    register_auth_cli(app)
+    register_demo_cli(app)
+    return app
