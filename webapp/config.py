@@ -6,6 +6,7 @@ environment does not provide one.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -24,6 +25,10 @@ def _secret_key(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+def _json_dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -46,7 +51,8 @@ def load_config(instance_path: Path) -> dict:
     return {
         "SECRET_KEY": _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Japanese stays readable in JSON columns, and keyword/contains filters match it as typed.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "json_serializer": _json_dumps},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "default"),
         "TIMEZONE": os.environ.get("TZ", "Asia/Tokyo") or "Asia/Tokyo",

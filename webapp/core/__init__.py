@@ -1,0 +1,136 @@
+"""Cross-cutting pieces: error pages, template helpers, the left panel, htmx detection."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db
+from .permissions import PERMISSION_LABELS, Permission, has_permission
+
+log = logging.getLogger(__name__)
+
+ERROR_TITLES = {
+    400: "不正なリクエストです",
+    403: "権限がありません",
+    404: "ページが見つかりません",
+    405: "この操作はできません",
+    413: "ファイルが大きすぎます",
+    500: "システムエラーが発生しました",
+}
+ERROR_DEFAULT_MESSAGES = {
+    400: "入力内容を確認して、もう一度お試しください。",
+    403: "この画面を表示する権限がありません。",
+    404: "指定されたデータは存在しないか、削除されました。",
+    405: "この画面ではその操作はできません。",
+    413: "アップロードできるファイルの大きさを超えています。",
+    500: "処理中に問題が発生しました。時間をおいて再度お試しください。解決しない場合は管理者に連絡してください。",
+}
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _render_error(status: int, message: str | None = None):
+    return (
+        render_template(
+            "error.html",
+            status=status,
+            title=ERROR_TITLES.get(status, "エラー"),
+            message=message or ERROR_DEFAULT_MESSAGES.get(status, ""),
+        ),
+        status,
+    )
+
+
+def register_core(app: Flask) -> None:
+    from ..auth.routes import load_user  # noqa: F401  (registers the user loader)
+
+    tz = ZoneInfo(app.config["TIMEZONE"])
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return _render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        description = error.description if status in (403, 404) and _is_own_message(error) else None
+        return _render_error(status, description)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return _render_error(500)
+
+    @app.template_filter("localtime")
+    def localtime(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
+        if value is None:
+            return ""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(tz).strftime(fmt)
+
+    @app.context_processor
+    def layout_context():
+        from ..databases.models import Database
+
+        nav_databases = []
+        if current_user.is_authenticated:
+            nav_databases = list(
+                db.session.execute(
+                    select(Database).options(selectinload(Database.menus)).order_by(Database.position, Database.id)
+                ).scalars()
+            )
+        return {
+            "nav_databases": nav_databases,
+            "has_permission": lambda *p: has_permission(current_user, *p),
+            "Permission": Permission,
+            "PERMISSION_LABELS": PERMISSION_LABELS,
+            "is_htmx": is_htmx(),
+        }
+
+    @app.after_request
+    def no_store_for_pages(response):
+        # Pages show business data: keep them out of shared caches and the back-button cache.
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _is_own_message(error: HTTPException) -> bool:
+    """Werkzeug's default English descriptions are replaced; our abort() messages are Japanese."""
+    return bool(error.description) and error.description != type(error).description
+
+
+def render(template: str, block: str | None = None, **context):
+    """The whole page, or only `block` of the same template when htmx asks for a fragment.
+
+    One template holds the markup of both, so a swapped fragment never differs from a reloaded page.
+    """
+    if block and is_htmx() and request.headers.get("HX-Target") and not request.headers.get("HX-Boosted"):
+        from jinja2_fragments.flask import render_block
+
+        return render_block(template, block, **context)
+    return render_template(template, **context)
+
+
+def htmx_redirect(url: str):
+    """Redirect that works for both a plain form post and an htmx request (full page load)."""
+    from flask import make_response, redirect
+
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)

@@ -1,0 +1,187 @@
+"""Which records a レコード一覧 menu shows: its filters, the keyword search, the sort and paging.
+
+Later issues reuse `menu_records_statement` so that an integration sends exactly what the user sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import json
+
+from sqlalchemy import Select, Text, and_, cast, func, or_, select
+
+from ..extensions import db
+from .fieldtypes import FieldType
+from .models import Field, Menu, MenuFilter, Record
+
+OP_EQUALS = "eq"
+OP_CONTAINS = "contains"
+OP_EMPTY = "empty"
+OP_NOT_EMPTY = "not_empty"
+OP_RANGE = "range"
+OP_IN = "in"
+
+OPERATOR_LABELS = {
+    OP_EQUALS: "等しい",
+    OP_CONTAINS: "含む",
+    OP_EMPTY: "空である",
+    OP_NOT_EMPTY: "空ではない",
+    OP_RANGE: "範囲(期間)",
+    OP_IN: "いずれかに一致",
+}
+
+_ALWAYS = {OP_EMPTY, OP_NOT_EMPTY}
+OPERATORS_BY_TYPE: dict[FieldType, list[str]] = {
+    FieldType.TEXT: [OP_EQUALS, OP_CONTAINS, *_ALWAYS],
+    FieldType.TEXTAREA: [OP_CONTAINS, *_ALWAYS],
+    FieldType.NUMBER: [OP_EQUALS, OP_RANGE, *_ALWAYS],
+    FieldType.DATE: [OP_EQUALS, OP_RANGE, *_ALWAYS],
+    FieldType.DATETIME: [OP_RANGE, *_ALWAYS],
+    FieldType.SELECT: [OP_EQUALS, OP_IN, *_ALWAYS],
+    FieldType.MULTISELECT: [OP_CONTAINS, *_ALWAYS],
+    FieldType.CHECKBOX: [OP_EQUALS],
+    FieldType.FILE: [*_ALWAYS],
+    FieldType.AUTOFILE: [*_ALWAYS],
+}
+
+
+def operators_for(field: Field) -> list[str]:
+    if field.is_detail:
+        return [OP_CONTAINS] if field.type in (FieldType.TEXT, FieldType.TEXTAREA) else []
+    return OPERATORS_BY_TYPE[field.type]
+
+
+def _text(field: Field):
+    return Record.data[field.key].as_string()
+
+
+def _number(field: Field):
+    return Record.data[field.key].as_float()
+
+
+def _is_empty(field: Field):
+    text = func.coalesce(_text(field), "")
+    if field.type == FieldType.MULTISELECT:
+        # A list is never NULL text; compare its JSON text instead.
+        return or_(Record.data[field.key].is_(None), func.coalesce(_json_text(field), "[]").in_(["[]", ""]))
+    if field.type in (FieldType.FILE, FieldType.AUTOFILE):
+        return func.coalesce(_json_text(field), "null").in_(["null", ""])
+    return text == ""
+
+
+def _json_text(field: Field):
+    """The value's JSON text: json_extract on SQLite returns arrays/objects as JSON text already."""
+    if db.engine.dialect.name == "postgresql":
+        return cast(Record.data[field.key], Text)
+    return func.json_extract(Record.data, f'$."{field.key}"')
+
+
+def filter_clause(menu_filter: MenuFilter):
+    """One menu filter as a SQL condition."""
+    field, op, value = menu_filter.field, menu_filter.operator, menu_filter.value
+    if field.is_detail:
+        # Detail values live in a list; a substring match on its JSON text is enough for "contains".
+        return func.lower(cast(Record.details, Text)).contains(str(value).lower(), autoescape=True)
+    if op == OP_EMPTY:
+        return _is_empty(field)
+    if op == OP_NOT_EMPTY:
+        return ~_is_empty(field)
+    if op == OP_EQUALS:
+        if field.type == FieldType.NUMBER:
+            return _number(field) == float(value)
+        if field.type == FieldType.CHECKBOX:
+            truthy = Record.data[field.key].as_boolean()
+            return truthy.is_(True) if value else or_(truthy.is_(None), truthy.is_(False))
+        return _text(field) == str(value)
+    if op == OP_CONTAINS:
+        if field.type == FieldType.MULTISELECT:
+            return _json_text(field).contains(_json_string(str(value)), autoescape=True)
+        return _text(field).contains(str(value), autoescape=True)
+    if op == OP_IN:
+        return _text(field).in_([str(v) for v in value or []])
+    if op == OP_RANGE:
+        low, high = (list(value or []) + [None, None])[:2]
+        expr = _number(field) if field.type == FieldType.NUMBER else _text(field)
+        conditions = []
+        if low not in (None, ""):
+            conditions.append(expr >= (float(low) if field.type == FieldType.NUMBER else low))
+        if high not in (None, ""):
+            if field.type == FieldType.NUMBER:
+                conditions.append(expr <= float(high))
+            elif field.type == FieldType.DATETIME and len(str(high)) == 10:
+                conditions.append(expr <= f"{high} 23:59")
+            else:
+                conditions.append(expr <= high)
+        return and_(*conditions) if conditions else None
+    raise ValueError(f"unknown operator {op}")
+
+
+def _json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def keyword_clause(keyword: str):
+    terms = [t for t in keyword.lower().split() if t]
+    return and_(*[Record.search_text.contains(t, autoescape=True) for t in terms]) if terms else None
+
+
+def menu_records_statement(menu: Menu, keyword: str = "") -> Select:
+    """Records of the menu's DB passing its filters and the keyword, without ordering."""
+    conditions = [Record.database_id == menu.database_id]
+    for menu_filter in menu.filters:
+        clause = filter_clause(menu_filter)
+        if clause is not None:
+            conditions.append(clause)
+    clause = keyword_clause(keyword)
+    if clause is not None:
+        conditions.append(clause)
+    return select(Record).where(*conditions)
+
+
+def order_clauses(menu: Menu, sort_field: Field | None = None, desc: bool | None = None):
+    field = sort_field or menu.sort_field
+    descending = menu.sort_desc if desc is None else desc
+    if field is None or field.is_detail:
+        return [Record.id.desc() if descending else Record.id.asc()]
+    expr = _number(field) if field.type == FieldType.NUMBER else _text(field)
+    # NULLs (blank values) last in both directions, as people expect in a list.
+    ordered = expr.desc().nulls_last() if descending else expr.asc().nulls_last()
+    return [ordered, Record.id.desc() if descending else Record.id.asc()]
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+
+def menu_page(menu: Menu, keyword: str = "", page: int = 1, sort_field: Field | None = None,
+              desc: bool | None = None) -> Page:
+    statement = menu_records_statement(menu, keyword)
+    total = db.session.execute(
+        select(func.count()).select_from(statement.with_only_columns(Record.id).subquery())
+    ).scalar_one()
+    per_page = menu.page_size or 50
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    records = list(
+        db.session.execute(
+            statement.order_by(*order_clauses(menu, sort_field, desc)).limit(per_page).offset((page - 1) * per_page)
+        ).scalars()
+    )
+    return Page(records=records, total=total, page=page, per_page=per_page)

@@ -1,0 +1,4 @@
+"""Imports every model so that Alembic and create_all() see the whole schema."""
+
+from .auth.models import User  # noqa: F401
+from .databases.models import Database, Field, Menu, MenuColumn, MenuFilter, Record  # noqa: F401

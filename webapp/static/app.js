@@ -1,0 +1,37 @@
+// Small behaviours that htmx does not cover. No business rules live here.
+(function () {
+  "use strict";
+
+  function showToast(message) {
+    var toast = document.getElementById("toast");
+    if (!toast) return;
+    toast.textContent = message;
+    toast.hidden = false;
+    clearTimeout(showToast.timer);
+    showToast.timer = setTimeout(function () { toast.hidden = true; }, 6000);
+  }
+
+  // Confirmation for destructive buttons, with or without htmx.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    var messages = {
+      400: "送信内容に誤りがあるか、画面の有効期限が切れました。再読み込みしてください。",
+      403: "この操作を行う権限がありません。",
+      404: "データが見つかりません。削除された可能性があります。",
+      500: "システムエラーが発生しました。時間をおいて再度お試しください。"
+    };
+    showToast(messages[status] || ("エラーが発生しました(" + status + ")"));
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showToast("サーバーに接続できません。ネットワークを確認してください。");
+  });
+})();
