@@ -7,12 +7,12 @@ second pass (the test runner script does). Redis is real; tests use their own DB
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import threading
 
 import pytest
+from helpers import LoggedInClient
 from werkzeug.serving import make_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -51,6 +51,7 @@ def app(tmp_path):
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": TEST_REDIS_URL,
             "FILES_DIR": str(tmp_path / "files"),
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         },
         instance_path=str(tmp_path / "instance"),
     )
@@ -81,40 +82,6 @@ def users(app):
         )
         plain = create_user("plain", "plain-pass-1", display_name="一般 次郎")
         return {"admin": admin.id, "editor": editor.id, "plain": plain.id}
-
-
-PASSWORDS = {"admin": "admin-pass-1", "editor": "editor-pass-1", "plain": "plain-pass-1"}
-
-
-def csrf_token_from(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'name="csrf-token" content="([^"]+)"', html
-    )
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-class LoggedInClient:
-    """A test client that logs in through the real form and sends CSRF tokens like a browser."""
-
-    def __init__(self, client, username):
-        self.client = client
-        self.username = username
-        page = client.get("/login").get_data(as_text=True)
-        response = client.post(
-            "/login",
-            data={"username": username, "password": PASSWORDS[username], "csrf_token": csrf_token_from(page)},
-        )
-        assert response.status_code == 302, f"login failed for {username}"
-        self.csrf = csrf_token_from(client.get("/").get_data(as_text=True))
-
-    def get(self, url, **kwargs):
-        return self.client.get(url, **kwargs)
-
-    def post(self, url, data=None, **kwargs):
-        data = dict(data or {})
-        data.setdefault("csrf_token", self.csrf)
-        return self.client.post(url, data=data, **kwargs)
 
 
 @pytest.fixture
@@ -157,3 +124,52 @@ def page(browser):
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def sample(app, users):
+    """A small 請求書-like DB: header fields of every type, 明細 fields, one menu and one record."""
+    from webapp.databases.operations import (
+        FieldSpec,
+        MenuSpec,
+        add_field,
+        create_database,
+        create_menu,
+        new_record,
+    )
+    from webapp.extensions import db
+
+    with app.app_context():
+        database = create_database("請求書", "テスト用")
+        specs = [
+            FieldSpec("請求番号", "text", required=True),
+            FieldSpec("備考", "textarea"),
+            FieldSpec("請求金額", "number"),
+            FieldSpec("請求日", "date"),
+            FieldSpec("連携日時", "datetime"),
+            FieldSpec("連携ステータス", "select", options=["未連携", "連携済"]),
+            FieldSpec("タグ", "multiselect", options=["至急", "郵送", "FAX"]),
+            FieldSpec("確認済", "checkbox"),
+            FieldSpec("添付", "file"),
+            FieldSpec("請求書PDF", "autofile"),
+            FieldSpec("品名", "text", placement="detail"),
+            FieldSpec("数量", "number", placement="detail"),
+        ]
+        fields = {spec.name: add_field(database, spec) for spec in specs}
+        menu = create_menu(
+            database,
+            MenuSpec(name="請求書一覧", column_field_ids=[fields[n].id for n in ("請求番号", "請求金額", "請求日")]),
+        )
+        record = new_record(
+            database,
+            {fields["請求番号"].key: "INV-0001", fields["請求金額"].key: 1100, fields["連携ステータス"].key: "未連携"},
+            [{fields["品名"].key: "コピー用紙", fields["数量"].key: 2}],
+            users["admin"],
+        )
+        db.session.commit()
+        return {
+            "database": database.id,
+            "menu": menu.id,
+            "record": record.id,
+            "fields": {name: f.id for name, f in fields.items()},
+        }
