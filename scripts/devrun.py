@@ -111,6 +111,11 @@ class Child:
             return f"killed by {signal.Signals(-code).name}"
         return f"exit code {code}"
 
+    @property
+    def gone(self) -> bool:
+        """True when the child exited and nothing is left in its process group (e.g. RQ's work horse)."""
+        return self.exited and not self.signal_group(0)
+
     def signal_group(self, sig: int) -> bool:
         """Signal the child's process group; False when nothing of it is left."""
         try:
@@ -136,13 +141,16 @@ class Supervisor:
         self.force = False
 
     def start(self, name: str, argv: list[str]) -> Child:
-        # Signals wait until the child is on the list, so a Ctrl-C cannot leave it running untracked.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        # A stop signal waits until the child is on the list, so a Ctrl-C cannot leave it running
+        # untracked. (Not via a blocked signal mask: children would inherit it and ignore SIGTERM.)
+        _deferred.active = True
         try:
             child = Child(name, argv, self.env)
             self.children.append(child)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            _deferred.active = False
+        if _deferred.pending:
+            raise Stop(_deferred.pending)
         return child
 
     def run_step(self, name: str, argv: list[str]) -> None:
@@ -153,7 +161,9 @@ class Supervisor:
         child.reader.join(timeout=2)
         self.children.remove(child)
         if child.process.returncode != 0:
-            raise Failure(f"`{' '.join(argv[1:])}` failed ({child.describe_exit()})", child)
+            # Its whole output is just above, so no tail is repeated.
+            shown = " ".join(argv[2:] if argv[1:2] == ["-m"] else ["python", *argv[1:]])
+            raise Failure(f"`{shown}` failed ({child.describe_exit()})")
 
     def check_alive(self) -> None:
         for child in self.children:
@@ -182,12 +192,12 @@ class Supervisor:
             child.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and not self.force:
-            # Done when every group leader exited and no grandchild is left in its group.
-            if all(c.exited and not c.signal_group(0) for c in group):
+            # A list, not a generator: every leader gets reaped, or its zombie would count as alive.
+            if all([child.gone for child in group]):
                 break
             time.sleep(0.1)
         for child in group:
-            if child.signal_group(0):
+            if not child.gone:
                 say(f"[{child.name}] did not stop in time; killing it")
                 child.signal_group(signal.SIGKILL)
             try:
@@ -197,8 +207,20 @@ class Supervisor:
             child.reader.join(timeout=2)
 
 
+class _Deferred:
+    active = False
+    pending = ""
+
+
+_deferred = _Deferred()
+
+
 def _raise_stop(signum, frame) -> None:
-    raise Stop(signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    if _deferred.active:
+        _deferred.pending = name
+        return
+    raise Stop(name)
 
 
 def demo_token() -> str:
@@ -274,6 +296,8 @@ def service_commands(env: dict[str, str]) -> list[tuple[str, list[str]]]:
 
 def ensure_port_free(port: int, what: str) -> None:
     with socket.socket() as sock:
+        # Like the servers themselves: TIME_WAIT leftovers of a previous run do not count as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

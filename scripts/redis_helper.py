@@ -106,7 +106,7 @@ def server_command(url: str) -> list[str]:
     command = [
         find_server_binary(),
         *("--port", str(parts.port or 6379), "--bind", bind),
-        *("--save", "", "--appendonly", "no"),
+        *("--save", "", "--appendonly", "no", "--loglevel", "warning"),
         # Nothing is persisted, but redis-server must never write into the repo (its cwd).
         *("--dir", tempfile.gettempdir()),
     ]

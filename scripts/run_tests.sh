@@ -26,6 +26,11 @@ cleanup() {
     fi
     if [[ -n $redis_pid ]]; then
         kill "$redis_pid" 2>/dev/null
+        # Wait until it is gone, so a next run cannot mistake a dying server for a running one.
+        for _ in {1..100}; do
+            kill -0 "$redis_pid" 2>/dev/null || break
+            sleep 0.1
+        done
     fi
 }
 trap cleanup EXIT
