@@ -264,7 +264,7 @@ def _apply_menu_action(state: dict, action: str) -> None:
         filters.pop(index)
 
 
-def _menu_form_choices(form: MenuForm, database: Database) -> dict[str, Field]:
+def _menu_form_choices(form: MenuForm, database: Database, saving: bool) -> dict[str, Field]:
     fields_by_id = {str(f.id): f for f in database.fields}
     column_choices = [("", "(項目を選択)")] + [
         (str(f.id), f"{f.name}{'(明細)' if f.is_detail else ''}") for f in database.fields
@@ -277,8 +277,8 @@ def _menu_form_choices(form: MenuForm, database: Database) -> dict[str, Field]:
         chosen = fields_by_id.get(row.form.field_id.data or "")
         operators = operators_for(chosen) if chosen else []
         row.form.operator.choices = [(op, OPERATOR_LABELS[op]) for op in operators] or [("", "(先に項目を選択)")]
-        if chosen and row.form.operator.data not in operators:
-            row.form.operator.data = operators[0]
+        if chosen and row.form.operator.data not in operators and not saving:
+            row.form.operator.data = operators[0]  # the field changed: offer its first condition
         row.form.values.choices = [(o, o) for o in (chosen.options if chosen else [])]
     form.sort_field_id.choices = [("", "登録順(レコードID)")] + [(str(f.id), f.name) for f in database.header_fields]
     return fields_by_id
@@ -293,7 +293,9 @@ def _menu_spec(form: MenuForm, database: Database, fields_by_id: dict[str, Field
             continue  # a row left without a field is ignored, like an empty line
         operator = row.form.operator.data
         if operator not in operators_for(target):
-            raise DatabaseError(f"項目「{target.name}」の条件を選んでください。", "filters")
+            label = OPERATOR_LABELS.get(operator)
+            message = f"項目「{target.name}」には条件「{label}」を使えません。" if label else f"項目「{target.name}」の条件を選んでください。"
+            raise DatabaseError(message, "filters")
         value = filter_value_from_inputs(
             target, operator, row.form.value.data or "", row.form.value_to.data or "", row.form.values.data or []
         )
@@ -320,8 +322,9 @@ def _menu_form_view(database: Database, menu: Menu | None):
             state = {k: v for k, v in form.data.items() if k not in ("csrf_token", "action")}
             _apply_menu_action(state, action)
             form = MenuForm(formdata=None, data=state)
-    fields_by_id = _menu_form_choices(form, database)
-    if request.method == "POST" and request.form.get("action", "save") == "save" and form.validate_on_submit():
+    saving = request.method == "POST" and request.form.get("action", "save") == "save"
+    fields_by_id = _menu_form_choices(form, database, saving)
+    if saving and form.validate_on_submit():
         try:
             spec = _menu_spec(form, database, fields_by_id)
             if menu is None:
