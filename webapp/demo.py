@@ -15,8 +15,16 @@ from sqlalchemy import func, insert, select
 
 from .auth.models import User
 from .auth.operations import create_user
-from .databases.models import Database, Record
-from .databases.operations import FieldSpec, FilterSpec, MenuSpec, add_field, build_search_text, create_database, create_menu
+from .databases.models import Record
+from .databases.operations import (
+    FieldSpec,
+    FilterSpec,
+    MenuSpec,
+    add_field,
+    build_search_text,
+    create_database,
+    create_menu,
+)
 from .extensions import db
 
 SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木",

@@ -5,17 +5,18 @@ from __future__ import annotations
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
-    Field as WTFField,
     FieldList,
     Form,
     FormField,
-
     RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
     widgets,
+)
+from wtforms import (
+    Field as WTFField,
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 

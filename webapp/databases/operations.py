@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 from flask import current_app

@@ -5,9 +5,8 @@ Later issues reuse `menu_records_statement` so that an integration sends exactly
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
+from dataclasses import dataclass
 
 from sqlalchemy import Select, Text, and_, cast, func, or_, select
 

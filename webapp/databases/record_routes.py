@@ -11,7 +11,14 @@ from . import bp
 from .fieldtypes import FieldType, display_value
 from .forms import field_attr, parsed_values, record_form_class, record_form_data
 from .models import Database, Field, Menu, Record
-from .operations import delete_record, new_record, remove_stored_file, set_record_values, store_upload, stored_file_path
+from .operations import (
+    delete_record,
+    new_record,
+    remove_stored_file,
+    set_record_values,
+    store_upload,
+    stored_file_path,
+)
 from .query import menu_page
 from .routes import get_database, get_field, get_menu
 
