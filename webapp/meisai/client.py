@@ -563,7 +563,7 @@ class MeisaiClient:
         )
         settings = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
         # Every attempt stays inside the total budget, with a floor so a last attempt can still succeed.
-        read_timeout = max(1.0, min(self.read_timeout, deadline - time.monotonic()))
+        read_timeout = min(self.read_timeout, max(1.0, deadline - time.monotonic()))
         sent_at = datetime.now(UTC)
         started = time.perf_counter()
         response = None
