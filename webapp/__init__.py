@@ -34,10 +34,12 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .core import register_core
     from .databases import bp as databases_bp
     from .demo import register_cli as register_demo_cli
+    from .integrations import bp as integrations_bp
 
     register_core(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(databases_bp)
+    app.register_blueprint(integrations_bp)
     register_auth_cli(app)
     register_demo_cli(app)
     return app

@@ -54,6 +54,8 @@ def load_config(instance_path: Path) -> dict:
         # Japanese stays readable in JSON columns, and keyword/contains filters match it as typed.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "json_serializer": _json_dumps},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Encrypts stored API tokens; derived from SECRET_KEY when unset (see webapp/core/crypto.py).
+        "TOKEN_ENCRYPTION_KEY": os.environ.get("TOKEN_ENCRYPTION_KEY", ""),
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "default"),
         "TIMEZONE": os.environ.get("TZ", "Asia/Tokyo") or "Asia/Tokyo",
         "FILES_DIR": os.environ.get("FILES_DIR", str(instance_path / "files")),

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 
 from .auth.models import User
 from .auth.operations import create_user
-from .databases.models import Record
+from .databases.models import Database, Record
 from .databases.operations import (
     FieldSpec,
     FilterSpec,
@@ -159,7 +159,41 @@ def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_passw
         filters=[FilterSpec(field_id=v["連携ステータス"].id, operator="eq", value="未連携")],
         sort_field_id=v["請求番号"].id,
     ))
+    seed_demo_integrations(customers_db, invoices_db, c, v)
     return True
+
+
+DEFAULT_EMULATOR_URL = "http://127.0.0.1:5055/demo/"
+
+
+def seed_demo_integrations(customers_db: Database, invoices_db: Database, c: dict, v: dict) -> None:
+    """Ready 楽楽明細連携設定 for the emulator's demo tenant, attached to the 楽楽明細 menus.
+
+    Only when MEISAI_DEMO_TOKEN is known (`make run` sets it): a setting without a working token is no demo.
+    """
+    from .integrations.models import RUN_TIME, DataKind
+    from .integrations.operations import SettingValues, save_setting, set_menu_integrations
+    from .meisai.client import normalize_base_url
+
+    token = os.environ.get("MEISAI_DEMO_TOKEN")
+    if not token:
+        return
+    base_url = normalize_base_url(os.environ.get("MEISAI_EMULATOR_URL", DEFAULT_EMULATOR_URL), allow_insecure_loopback=True)
+    customer_setting = save_setting(customers_db, SettingValues(
+        name="楽楽明細へ顧客を連携", base_url=base_url, token=token, data_kind=DataKind.CUSTOMER,
+        report_mail=True, report_mail_to="executor", report_mail_errors_only=False,
+        import_setting_id=1, overwrite_in_use=False, overwrite_blank=False,
+        record_updates=[(c["連携ステータス"].id, "連携済"), (c["連携日時"].id, RUN_TIME)],
+    ))
+    invoice_setting = save_setting(invoices_db, SettingValues(
+        name="楽楽明細へ請求書を発行(CSV)", base_url=base_url, token=token, data_kind=DataKind.REPORT_CSV,
+        report_mail=True, report_mail_to="executor", report_mail_errors_only=True,
+        report_type_id=1, import_method="new", skip_approval=True, issue_method="immediate",
+        record_updates=[(v["連携ステータス"].id, "連携済"), (v["連携日時"].id, RUN_TIME)],
+    ))
+    for database, setting in ((customers_db, customer_setting), (invoices_db, invoice_setting)):
+        menu = next(m for m in database.menus if m.name.startswith("楽楽明細"))
+        set_menu_integrations(menu, [setting.id])
 
 
 def register_cli(app: Flask) -> None:

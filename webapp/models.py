@@ -1,4 +1,6 @@
 """Imports every model so that Alembic and create_all() see the whole schema."""
 
 from .auth.models import User  # noqa: F401
+from .core.audit import AuditEntry  # noqa: F401
 from .databases.models import Database, Field, Menu, MenuColumn, MenuFilter, Record  # noqa: F401
+from .integrations.models import IntegrationSetting, MenuIntegration, RecordUpdateRule  # noqa: F401

@@ -50,6 +50,13 @@ def create_user(
 
 
 def set_global_permissions(user: User, *, db_settings: bool, system_integration: bool) -> None:
+    from ..core.audit import audit, diff
+
+    shown = lambda u: {"DB設定": "○" if u.can_db_settings else "−", "システム連携": "○" if u.can_system_integration else "−"}  # noqa: E731
+    before = shown(user)
     user.can_db_settings = db_settings
     user.can_system_integration = system_integration
+    changes = diff(before, shown(user))
+    if changes:
+        audit("permission", "全体権限", user.id, user.username, changes)
     db.session.commit()

@@ -58,8 +58,11 @@ def record_list(menu_id: int):
 
     effective_sort = sort_field or menu.sort_field
     effective_desc = menu.sort_desc if desc is None else desc
+    from ..integrations.operations import menu_integrations
+
     return render(
         "databases/record_list.html",
+        submenu_integrations=menu_integrations(menu),
         block="records",
         menu=menu,
         database=menu.database,
