@@ -77,6 +77,10 @@ def create_app(
             return ApiError(contract.E_NOT_FOUND, message, status=error.code).response()
         return render_template("emulator/error.html", error=error), error.code
 
+    @app.get("/favicon.ico")
+    def _favicon():
+        return "", 204
+
     @app.get("/_health")
     def _health():
         return jsonify({"ok": True})

@@ -127,10 +127,12 @@ def documents(account: str):
         return jsonify([document_json(d) for d in rows])
 
 
-def document_json(d: Document) -> dict:
-    def iso(moment):
-        return moment.isoformat() + "Z" if moment else None
+def _iso(moment) -> str | None:
+    return moment.isoformat() + "Z" if moment else None
 
+
+def document_json(d: Document) -> dict:
+    iso = _iso
     return {
         "id": d.id,
         "reportTypeId": d.report_type_id,
@@ -176,6 +178,8 @@ def imports(account: str):
                 "params": i.params,
                 "effective": {k: v for k, v in i.effective.items() if k != "columns"},
                 "state": i.state(),
+                "receivedAt": _iso(i.received_at),
+                "processedAt": _iso(i.processed_at),
                 "deleted": i.deleted_at is not None,
                 "files": by_import.get(i.id, []),
             }
