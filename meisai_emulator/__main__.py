@@ -56,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--latency-ms", type=int, dest="latency_ms")
     faults.add_argument("--maintenance", choices=MAINTENANCE_MODES)
     faults.add_argument(
-        "--failure-rate", type=float, dest="failure_rate", help="0..1 share of calls answered 500"
+        "--failure-rate", type=float, dest="failure_rate", help="0..1 share of calls answered 5xx"
+    )
+    faults.add_argument(
+        "--failure-status", type=int, dest="failure_status", help="500, 502 or 504 (default 500)"
     )
     faults.add_argument(
         "--rate-limit", type=int, dest="rate_limit", help="requests per window; 0 = unlimited"

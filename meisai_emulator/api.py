@@ -121,7 +121,7 @@ def _guard(account: str, state_call: bool = False) -> tuple[Tenant, FaultSetting
         if wait is not None:
             raise ApiError(contract.E_RATE, retry_after=max(1, round(wait)))
     if faults.failure_rate and random.random() < faults.failure_rate:
-        raise ApiError(contract.E_SERVER)
+        raise ApiError(contract.E_SERVER, status=faults.failure_status)
     _authenticate(tenant)
     return tenant, faults
 

@@ -87,7 +87,8 @@ class Faults(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)  # added to every API answer
     maintenance: Mapped[str] = mapped_column(String(10), default="off")  # off | json (503) | html (200)
-    failure_rate: Mapped[float] = mapped_column(Float, default=0.0)  # share of API calls answered 500
+    failure_rate: Mapped[float] = mapped_column(Float, default=0.0)  # share of API calls answered 5xx
+    failure_status: Mapped[int] = mapped_column(Integer, default=500, server_default="500")  # 500 | 502 | 504
     rate_limit: Mapped[int] = mapped_column(Integer, default=0)  # requests per window; 0 = unlimited
     rate_window_s: Mapped[float] = mapped_column(Float, default=60.0)
     import_delay_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # None → server default
@@ -211,10 +212,29 @@ class Store:
         )
         event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(engine) -> None:
+    """Bring a data dir made by an older emulator up to date: add new columns in place.
+
+    A sandbox database needs no migration tool; new columns always come with a server default.
+    """
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {row[1] for row in connection.exec_driver_sql(f'PRAGMA table_info("{table.name}")')}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                ddl = column.type.compile(dialect=engine.dialect)
+                default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {ddl}{default}'
+                )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -17,6 +17,7 @@ DEMO_ACCOUNT = "demo"
 ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]{8,200}$")
 MAINTENANCE_MODES = ("off", "json", "html")
+FAILURE_STATUSES = (500, 502, 504)
 
 
 class TenantError(ValueError):
@@ -115,6 +116,7 @@ class FaultSettings:
     latency_ms: int = 0
     maintenance: str = "off"
     failure_rate: float = 0.0
+    failure_status: int = 500
     rate_limit: int = 0
     rate_window_s: float = 60.0
     import_delay_s: float | None = None
@@ -167,6 +169,11 @@ def _fault_value(name: str, value):
             if not 0 <= rate <= 1:
                 raise ValueError
             return rate
+        if name == "failure_status":
+            status = int(value)
+            if status not in FAILURE_STATUSES:
+                raise ValueError
+            return status
         if name in ("latency_ms", "rate_limit", "state_latency_ms"):
             return _non_negative(int(value))
         if name == "rate_window_s":

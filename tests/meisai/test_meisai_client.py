@@ -23,6 +23,7 @@ from webapp.meisai import (
     ImportKind,
     MeisaiAuthError,
     MeisaiClient,
+    MeisaiConfigError,
     MeisaiConflict,
     MeisaiConnectionError,
     MeisaiFileError,
@@ -33,12 +34,15 @@ from webapp.meisai import (
     MeisaiParamError,
     MeisaiRateLimited,
     MeisaiServerError,
+    MeisaiUrlError,
     ReportImportParams,
     RetryPolicy,
     Upload,
     build_csv,
     build_pdf_zip,
     contract,
+    mask_token,
+    normalize_base_url,
 )
 
 FAST_POLL = {"first_interval": 0.05, "max_interval": 0.1, "timeout": 10}
@@ -617,7 +621,7 @@ def test_connection_test_reports_ok(emulator):
     [
         ({}, "wrong-token-000000000000", "auth", "APIトークン"),
         ({"maintenance": "json"}, None, "maintenance", "メンテナンス"),
-        ({"maintenance": "html"}, None, "maintenance", "メンテナンス"),
+        ({"maintenance": "html"}, None, "maintenance", "HTML"),
         ({"latency_ms": 2500}, None, "timeout", "応答"),
     ],
 )
@@ -711,3 +715,75 @@ def _csv_of_exact_size(rows: int, size: int) -> bytes:
     csv_bytes = customer_csv(data)
     assert len(csv_bytes) == size
     return csv_bytes
+
+
+def test_a_gateway_timeout_on_a_post_is_flagged_unknown_and_not_retried(emulator):
+    emulator.set_faults(failure_rate=1.0, failure_status=504)
+    with pytest.raises(MeisaiServerError) as caught:
+        emulator.client().import_customers(customer_csv(customer_rows(1)), "顧客.csv")
+    assert caught.value.http_status == 504
+    assert caught.value.outcome_unknown is True
+    assert len(emulator.exchanges) == 1
+
+
+def test_a_gateway_timeout_on_a_read_is_retried(emulator):
+    emulator.set_faults(failure_rate=1.0, failure_status=504)
+    with pytest.raises(MeisaiServerError) as caught:
+        emulator.client().search_customers("x")
+    assert caught.value.attempts == FAST_RETRY.max_attempts
+    assert caught.value.outcome_unknown is False
+
+
+# --- base URL and token masking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pasted", "expected"),
+    [
+        ("https://acme.eco-serv.jp/acme/backadmin/", "https://acme.eco-serv.jp/acme/"),
+        ("https://acme.eco-serv.jp/acme/backadmin/index.php?x=1#top", "https://acme.eco-serv.jp/acme/"),
+        ("  https://ACME.eco-serv.jp/acme  ", "https://acme.eco-serv.jp/acme/"),
+        ("acme.eco-serv.jp/acme/", "https://acme.eco-serv.jp/acme/"),
+        ("https://acme.eco-serv.jp/acme/api/v1/customers/", "https://acme.eco-serv.jp/acme/"),
+        ("https://acme.eco-serv.jp:8443/acme/", "https://acme.eco-serv.jp:8443/acme/"),
+    ],
+)
+def test_base_url_is_normalised(pasted, expected):
+    assert normalize_base_url(pasted) == expected
+
+
+@pytest.mark.parametrize(
+    ("pasted", "loopback_ok", "words"),
+    [
+        ("", False, "URLを入力"),
+        ("http://acme.eco-serv.jp/acme/", False, "https://"),
+        ("http://127.0.0.1:5055/demo/", False, "https://"),
+        ("http://192.168.1.5:5055/demo/", True, "https://"),
+        ("https://acme.eco-serv.jp/backadmin/", False, "アカウント"),
+        ("https://user:pass@acme.eco-serv.jp/acme/", False, "パスワード"),
+        ("ftp://acme.eco-serv.jp/acme/", False, "https://"),
+        ("https://acme.eco-serv.jp:99999/acme/", False, "形式"),
+    ],
+)
+def test_unusable_base_urls_are_refused_in_japanese(pasted, loopback_ok, words):
+    with pytest.raises(MeisaiUrlError) as caught:
+        normalize_base_url(pasted, allow_insecure_loopback=loopback_ok)
+    assert words in caught.value.user_message
+
+
+def test_plain_http_is_allowed_for_loopback_in_development():
+    assert normalize_base_url("http://127.0.0.1:5055/demo/backadmin/", True) == "http://127.0.0.1:5055/demo/"
+    assert normalize_base_url("http://localhost:5055/demo", True) == "http://localhost:5055/demo/"
+    assert normalize_base_url("http://[::1]:5055/demo/", True) == "http://[::1]:5055/demo/"
+
+
+def test_token_masking_shows_at_most_the_last_four_characters():
+    assert mask_token("abcdefghijklmnopqrstuvwxyz") == "********wxyz"
+    assert mask_token("short-token") == "********"
+    assert mask_token("") == ""
+
+
+def test_a_token_a_header_cannot_carry_is_refused_without_echoing_it():
+    with pytest.raises(MeisaiConfigError) as caught:
+        MeisaiClient("https://acme.eco-serv.jp/acme/", "secret token\n")
+    assert "secret" not in str(caught.value) + caught.value.user_message

@@ -1,5 +1,6 @@
 """The 楽楽明細 wire: the API client, its typed errors, the files it sends, and the contract constants."""
 
+from . import contract
 from .client import (
     ConnectionCheck,
     Customer,
@@ -72,6 +73,7 @@ __all__ = [
     "RowError",
     "Upload",
     "build_csv",
+    "contract",
     "build_pdf_zip",
     "find_encoding_problems",
     "mask_headers",

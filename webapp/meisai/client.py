@@ -104,7 +104,9 @@ def normalize_base_url(url: str, allow_insecure_loopback: bool = False) -> str:
         )
     segments = [s for s in parts.path.split("/") if s]
     for index, segment in enumerate(segments):
-        if segment.lower().startswith(contract.ADMIN_SEGMENT):
+        # Cut the admin UI part, and an API path pasted by mistake (``…/api/v1/…``).
+        is_api = index > 0 and segment == "api" and segments[index + 1 : index + 2] == ["v1"]
+        if segment.lower().startswith(contract.ADMIN_SEGMENT) or is_api:
             segments = segments[:index]
             break
     if not segments:
@@ -681,7 +683,11 @@ class MeisaiClient:
         text = None
         truncated = False
         if response is not None:
-            text = response.content.decode(response.encoding or "utf-8", errors="replace")
+            # The API speaks UTF-8; only trust another charset when the server names it.
+            declared = "charset=" in response.headers.get("Content-Type", "").lower()
+            text = response.content.decode(
+                (response.encoding if declared else None) or "utf-8", errors="replace"
+            )
             # Defence in depth: never store the token even if a server echoed it back.
             text = text.replace(self._token, mask_token(self._token))
             if len(text) > MAX_LOGGED_RESPONSE_CHARS:
@@ -811,9 +817,9 @@ def _state(data: dict, import_id: int) -> ImportState:
     return ImportState(
         import_id=_int(data.get("importId", import_id), "importId"),
         status=status,
-        total=int(data.get("total") or 0),
-        succeeded=int(data.get("succeeded") or 0),
-        failed=int(data.get("failed") or 0),
+        total=_int(data.get("total") or 0, "total"),
+        succeeded=_int(data.get("succeeded") or 0, "succeeded"),
+        failed=_int(data.get("failed") or 0, "failed"),
         row_errors=row_errors,
         raw=data,
     )
@@ -829,6 +835,13 @@ def _connection_check_failure(exc: MeisaiError) -> ConnectionCheck:
             "auth",
             "APIトークンが正しくありません（HTTP 401）。楽楽明細の基本設定 › API設定で発行したトークンを"
             "確認してください。",
+            status,
+        )
+    if isinstance(exc, MeisaiMaintenance) and exc.code is None and status == 200:
+        return ConnectionCheck(
+            False,
+            "maintenance",
+            "APIの代わりにHTMLページが返りました。楽楽明細のメンテナンス中か、URLが楽楽明細のものではありません。",
             status,
         )
     if isinstance(exc, MeisaiMaintenance):
