@@ -7,8 +7,8 @@ for. Errors are the typed exceptions of ``webapp.meisai.errors``.
 
 Retry rules: connection failures before the request was sent, 429, 503 (JSON or an HTML maintenance page)
 and other 5xx are retried with exponential backoff and jitter, bounded by ``RetryPolicy.total_time``. Other
-4xx are never retried. A POST whose outcome is unknown (read timeout or broken connection after sending,
-504) is never retried: it raises with ``outcome_unknown=True``.
+4xx are never retried. A POST or DELETE whose outcome is unknown (read timeout or broken connection after
+sending, 504) is never retried: it raises with ``outcome_unknown=True``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ MAX_LOGGED_RESPONSE_CHARS = 64 * 1024
 # A search term that matches no real customer: 接続テスト only needs an authenticated answer.
 CONNECTION_TEST_KEYWORD = "__connection_test__"
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+# Requests whose outcome must be known before sending them again. A DELETE is not repeated either: a second
+# one would answer 404 for an import the first one did withdraw, and misreport the outcome.
+_STATE_CHANGING = {"POST", "DELETE"}
 
 
 # --- URL and token ----------------------------------------------------------------------------------------
@@ -589,7 +592,7 @@ class MeisaiClient:
 
     def _transport_error(self, exc: requests.exceptions.RequestException, method: str) -> MeisaiError:
         """Classify a failure without an HTTP answer; decide whether the request could have been accepted."""
-        may_have_arrived = method == "POST"
+        may_have_arrived = method in _STATE_CHANGING
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return MeisaiConnectionError("connect timeout", reason="timeout")
         if isinstance(exc, requests.exceptions.SSLError):
@@ -778,8 +781,8 @@ def _class_for_status(status: int) -> type[MeisaiError]:
 
 
 def _unknown_if_gateway_timeout(method: str, status: int) -> dict:
-    """A 504 means a gateway gave up waiting: the server behind it may have accepted the POST."""
-    if status == 504 and method == "POST":
+    """A 504 means a gateway gave up waiting: the server behind it may have acted on the request."""
+    if status == 504 and method in _STATE_CHANGING:
         return {"outcome_unknown": True}
     return {}
 
