@@ -173,3 +173,20 @@ def sample(app, users):
             "record": record.id,
             "fields": {name: f.id for name, f in fields.items()},
         }
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    """A running 楽楽明細 emulator over real HTTP: tenant ``demo`` with token ``TOKEN``, imports active 0.2 s.
+
+    ``.base_url``, ``.token``, ``.client()``, ``.set_faults(**knobs)``, ``.documents()``, ``.imports()`` …
+    """
+    from meisai_testlib import ACCOUNT, TOKEN, EmulatorServer, start_emulator
+
+    from meisai_emulator.tenants import create_tenant
+
+    data_dir = tmp_path / "emulator"
+    emulator_app, root_url, stop = start_emulator(data_dir)
+    create_tenant(emulator_app.extensions["meisai_emulator"].store, ACCOUNT, TOKEN)
+    yield EmulatorServer(root_url=root_url, account=ACCOUNT, token=TOKEN, data_dir=data_dir, app=emulator_app)
+    stop()
