@@ -25,6 +25,12 @@ def main() -> None:
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
     logging.getLogger(__name__).info("worker listening on queue %s", queue.name)
     with app.app_context():
+        from webapp.runs.operations import recover_runs
+
+        # Runs whose worker died or whose job Redis lost are found before taking new work.
+        recovered = recover_runs()
+        if recovered:
+            logging.getLogger(__name__).warning("recovered runs: %s", recovered)
         # Jobs are plain functions taking ids; the pushed context gives them the database session.
         Worker([queue], connection=connection).work(with_scheduler=True, burst=args.burst)
 

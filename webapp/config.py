@@ -68,6 +68,23 @@ def load_config(instance_path: Path) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024,
         "RECORDS_PER_PAGE": 50,
+        # Runs: how often and how long the job polls 楽楽明細's import state, and when a silent run counts as
+        # interrupted (its worker died). Seconds.
+        "RUN_POLL_FIRST_INTERVAL": float(os.environ.get("RUN_POLL_FIRST_INTERVAL", "2")),
+        "RUN_POLL_MAX_INTERVAL": float(os.environ.get("RUN_POLL_MAX_INTERVAL", "15")),
+        "RUN_POLL_TIMEOUT": float(os.environ.get("RUN_POLL_TIMEOUT", "1800")),
+        "RUN_STALE_SECONDS": float(os.environ.get("RUN_STALE_SECONDS", "180")),
+        "RUN_RETRY_TOTAL_SECONDS": float(os.environ.get("RUN_RETRY_TOTAL_SECONDS", "120")),
+        "RUN_RETRY_BASE_DELAY": float(os.environ.get("RUN_RETRY_BASE_DELAY", "1")),
+        # Report mails: SMTP when MAIL_SERVER is set; always kept in the outbox table.
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_USE_TLS": _bool("MAIL_USE_TLS", False),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "meisai-renkei@localhost"),
+        # Links in mails point here.
+        "APP_BASE_URL": os.environ.get("APP_BASE_URL", "http://127.0.0.1:5000"),
         # Werkzeug's scrypt by default; the test suite picks a cheaper method to stay fast.
         "PASSWORD_HASH_METHOD": os.environ.get("PASSWORD_HASH_METHOD", "scrypt"),
     }

@@ -4,3 +4,5 @@ from .auth.models import User  # noqa: F401
 from .core.audit import AuditEntry  # noqa: F401
 from .databases.models import Database, Field, Menu, MenuColumn, MenuFilter, Record  # noqa: F401
 from .integrations.models import IntegrationSetting, MenuIntegration, RecordUpdateRule  # noqa: F401
+from .mail.models import OutboxMail  # noqa: F401
+from .runs.models import Run, RunCall, RunRecord  # noqa: F401

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
@@ -36,6 +36,15 @@ ERROR_DEFAULT_MESSAGES = {
 }
 
 
+def format_local(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    """An instant (stored in UTC) in the configured time zone, as people read it."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime(fmt)
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -55,8 +64,6 @@ def _render_error(status: int, message: str | None = None):
 def register_core(app: Flask) -> None:
     from ..auth.routes import load_user  # noqa: F401  (registers the user loader)
 
-    tz = ZoneInfo(app.config["TIMEZONE"])
-
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return _render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
@@ -73,13 +80,7 @@ def register_core(app: Flask) -> None:
         db.session.rollback()
         return _render_error(500)
 
-    @app.template_filter("localtime")
-    def localtime(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-        if value is None:
-            return ""
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(tz).strftime(fmt)
+    app.add_template_filter(format_local, "localtime")
 
     @app.context_processor
     def layout_context():

@@ -185,3 +185,19 @@ def search_text_of(value) -> str:
     if value is True:
         return ""
     return str(value)
+
+
+def csv_value(field_type: str, value) -> str:
+    """The text an export sends: like display_value, but machine-readable (no thousands separators)."""
+    if value is None or value == "" or value == []:
+        return ""
+    field_type = FieldType(field_type)
+    if field_type == FieldType.NUMBER:
+        if isinstance(value, float):
+            return f"{value:.10f}".rstrip("0").rstrip(".")
+        return str(value)
+    if field_type == FieldType.CHECKBOX:
+        return "1" if value else "0"
+    if field_type == FieldType.MULTISELECT:
+        return ",".join(value)
+    return display_value(field_type, value)

@@ -20,6 +20,15 @@
     }
   }, true);
 
+  // 閉じる in dialogs: remove the dialog markup htmx put on the page.
+  document.addEventListener("click", function (event) {
+    var closer = event.target.closest("[data-close-dialog]");
+    if (closer) {
+      var dialog = closer.closest("dialog");
+      if (dialog) dialog.remove();
+    }
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
     var messages = {

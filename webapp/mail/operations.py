@@ -1,0 +1,52 @@
+"""Queue a mail in the outbox (same transaction as what caused it), then deliver it over SMTP if configured."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from flask import current_app
+
+from ..auth.models import utcnow
+from ..extensions import db
+from .models import OutboxMail
+
+log = logging.getLogger(__name__)
+
+
+def queue_mail(recipients: list[str], subject: str, body: str, run_id: int | None = None) -> OutboxMail:
+    mail = OutboxMail(recipients=recipients, subject=subject, body=body, run_id=run_id, status="pending")
+    db.session.add(mail)
+    return mail
+
+
+def deliver(mail: OutboxMail) -> None:
+    """Send one outbox mail; the outcome is stored on the row (never raises for SMTP trouble)."""
+    config = current_app.config
+    if not mail.recipients:
+        mail.status, mail.error = "failed", "送信先のメールアドレスがありません。ユーザ設定を確認してください。"
+    elif not config.get("MAIL_SERVER"):
+        mail.status = "stored"
+    else:
+        message = EmailMessage()
+        message["Subject"] = mail.subject
+        message["From"] = config["MAIL_FROM"]
+        message["To"] = ", ".join(mail.recipients)
+        message["Date"] = formatdate(localtime=True)
+        message["Message-ID"] = make_msgid(domain="meisai-renkei")
+        message.set_content(mail.body, charset="utf-8")
+        try:
+            with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=15) as smtp:
+                if config.get("MAIL_USE_TLS"):
+                    smtp.starttls()
+                if config.get("MAIL_USERNAME"):
+                    smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("mail %s not sent: %s", mail.id, type(exc).__name__)
+            mail.status, mail.error = "failed", f"SMTP送信に失敗しました({type(exc).__name__})"[:500]
+        else:
+            mail.status, mail.sent_at = "sent", utcnow()
+    db.session.commit()

@@ -1,0 +1,148 @@
+"""The CSV lines a run sends, built per record and packed into API calls within 楽楽明細's limits.
+
+Records are streamed from the database in batches, so memory stays flat at 100,000 records. A record is the
+unit: its 明細 lines (one CSV line per detail row, header values repeated) always travel in the same call.
+A record that cannot be encoded in Windows-31J, lacks its 顧客コード or alone exceeds a limit is reported as
+invalid and left out; it is never sent with a `?` in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from ..databases.fieldtypes import csv_value
+from ..databases.models import Field, Record
+from ..extensions import db
+from ..meisai import contract
+from ..meisai.files import _CP932_LOOKALIKES
+
+BATCH = 500
+
+
+@dataclass
+class RecordLines:
+    record_id: int
+    data: bytes = b""  # encoded CSV lines, CRLF-terminated
+    rows: int = 0
+    problem: str = ""  # why the record cannot be sent
+
+
+@dataclass
+class Chunk:
+    """The records of one API call."""
+
+    record_ids: list[int] = field(default_factory=list)
+    line_records: list[int] = field(default_factory=list)  # one entry per CSV data line
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+    rows: int = 0
+
+
+def _text(value: object) -> str:
+    return ("" if value is None else str(value)).translate(_CP932_LOOKALIKES)
+
+
+def _encode_line(cells: Sequence[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator=contract.CSV_LINE_END).writerow(cells)
+    return buffer.getvalue().encode(contract.CSV_ENCODING)
+
+
+def header_bytes(columns: Sequence[Field]) -> bytes:
+    return _encode_line([_text(f.name) for f in columns])
+
+
+def unencodable(columns: Sequence[Field], cells: Sequence[str]) -> str:
+    for column, cell in zip(columns, cells, strict=True):
+        for char in cell:
+            try:
+                char.encode(contract.CSV_ENCODING)
+            except UnicodeEncodeError:
+                return (f"項目「{column.name}」の文字「{char}」(U+{ord(char):04X})はWindows-31J(Shift_JIS)で"
+                        "送信できません。別の文字に置き換えてください。")
+    return "Windows-31J(Shift_JIS)で送信できない文字が含まれています。"
+
+
+def record_lines(record: Record, columns: Sequence[Field], code_index: int | None) -> RecordLines:
+    header_cells = {f.id: _text(csv_value(f.field_type, record.data.get(f.key))) for f in columns if not f.is_detail}
+    if code_index is not None and not header_cells.get(columns[code_index].id, "").strip():
+        return RecordLines(record.id, problem="顧客コードが空です。顧客コードを入力してから送信してください。")
+    detail_columns = [f for f in columns if f.is_detail]
+    rows_cells = []
+    if detail_columns and record.details:
+        for row in record.details:
+            rows_cells.append([
+                _text(csv_value(f.field_type, row.get(f.key))) if f.is_detail else header_cells[f.id] for f in columns
+            ])
+    else:
+        rows_cells.append(["" if f.is_detail else header_cells[f.id] for f in columns])
+    try:
+        data = b"".join(_encode_line(cells) for cells in rows_cells)
+    except UnicodeEncodeError:
+        problem = next(unencodable(columns, cells) for cells in rows_cells if _has_unencodable(cells))
+        return RecordLines(record.id, problem=problem)
+    return RecordLines(record.id, data=data, rows=len(rows_cells))
+
+
+def _has_unencodable(cells: Sequence[str]) -> bool:
+    try:
+        "".join(cells).encode(contract.CSV_ENCODING)
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def customer_code_index(columns: Sequence[Field]) -> int | None:
+    for index, column in enumerate(columns):
+        if column.name == contract.CUSTOMER_CODE and not column.is_detail:
+            return index
+    return None
+
+
+def stream_records(record_ids: Iterable[int]) -> Iterator[Record]:
+    """Records in the given order, loaded BATCH at a time (deleted records are skipped)."""
+    batch: list[int] = []
+
+    def flush(ids):
+        loaded = {r.id: r for r in db.session.execute(select(Record).where(Record.id.in_(ids))).scalars()}
+        for record_id in ids:
+            if record_id in loaded:
+                yield loaded[record_id]
+
+    for record_id in record_ids:
+        batch.append(record_id)
+        if len(batch) >= BATCH:
+            yield from flush(batch)
+            batch = []
+    if batch:
+        yield from flush(batch)
+
+
+def pack(lines: Iterable[RecordLines], header: bytes, max_rows: int = contract.MAX_ROWS_PER_FILE,
+         max_bytes: int = contract.MAX_FILE_BYTES) -> Iterator[Chunk | RecordLines]:
+    """Chunks within both limits, in record order; records that cannot be sent are yielded as they come."""
+    chunk = Chunk(parts=[header], size=len(header))
+    for item in lines:
+        if item.problem:
+            yield item
+            continue
+        if item.rows > max_rows or len(header) + len(item.data) > max_bytes:
+            item.problem = (f"このレコードだけで1回の送信の上限({max_rows:,}行・{max_bytes // 1024 // 1024}MB)を"
+                            "超えるため送信できません。明細行を分けてください。")
+            yield item
+            continue
+        if chunk.record_ids and (chunk.rows + item.rows > max_rows or chunk.size + len(item.data) > max_bytes):
+            yield chunk
+            chunk = Chunk(parts=[header], size=len(header))
+        chunk.record_ids.append(item.record_id)
+        chunk.line_records.extend([item.record_id] * item.rows)
+        chunk.parts.append(item.data)
+        chunk.size += len(item.data)
+        chunk.rows += item.rows
+    if chunk.record_ids:
+        yield chunk

@@ -1,0 +1,321 @@
+"""Starting, previewing, resuming and watching runs (called by views, the CLI, timers and jobs)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..auth.models import utcnow
+from ..databases.models import Field, Menu, Record
+from ..databases.query import menu_records_statement, order_clauses
+from ..extensions import db
+from ..integrations.models import ISSUE_SCHEDULED, IntegrationSetting, MenuIntegration
+from ..integrations.operations import snapshot
+from ..meisai import contract
+from . import export
+from .models import ACTIVE_STATUSES, RecordStatus, Run, RunRecord, RunStatus
+
+log = logging.getLogger(__name__)
+
+PREVIEW_LINES = 20
+MEMO_MAX = 200
+
+
+class RunError(ValueError):
+    """A run that cannot start; the message is Japanese and shown as is."""
+
+
+def local_tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def needs_publication_date(setting: IntegrationSetting) -> bool:
+    """予約発行日時 is asked in the run dialog only when 承認スキップ + 予約発行."""
+    return setting.kind.value != "customer" and setting.skip_approval and setting.issue_method == ISSUE_SCHEDULED
+
+
+def parse_publication_date(setting: IntegrationSetting, text: str | None, now: datetime | None = None) -> datetime | None:
+    """The 予約発行日時 typed in the dialog (local time), as an aware UTC datetime; None when not asked."""
+    if not needs_publication_date(setting):
+        return None
+    text = (text or "").strip().replace("T", " ").replace("/", "-")
+    if not text:
+        raise RunError("予約発行日時を入力してください。")
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            local = datetime.strptime(text, fmt).replace(tzinfo=local_tz())
+            break
+        except ValueError:
+            continue
+    else:
+        raise RunError("予約発行日時は YYYY-MM-DD HH:MM の形式で入力してください。")
+    if local.astimezone(UTC) <= (now or utcnow()):
+        raise RunError("予約発行日時には未来の日時を入力してください。")
+    return local.astimezone(UTC)
+
+
+def run_columns(setting: IntegrationSetting, menu: Menu | None) -> list[Field]:
+    """CSV columns: the menu's columns in order; without a menu (timer), every field of the DB."""
+    if menu is not None:
+        return menu.column_fields
+    return list(setting.database.fields)
+
+
+def check_columns(columns: list[Field]) -> None:
+    if not columns:
+        raise RunError("送信する項目がありません。メニュー設定で表示項目を追加してください。")
+    if export.customer_code_index(columns) is None:
+        raise RunError("メニューの表示項目に「顧客コード」がありません。楽楽明細はレコードを顧客コードで識別するため、"
+                       "メニュー設定で「顧客コード」の項目を表示項目に追加してください。")
+
+
+def selected_record_ids(setting: IntegrationSetting, menu: Menu | None, keyword: str = "") -> list[int]:
+    """What the user sees in the menu (filters + search), in the menu's order; all records without a menu."""
+    if menu is None:
+        statement = select(Record.id).where(Record.database_id == setting.database_id).order_by(Record.id)
+    else:
+        statement = menu_records_statement(menu, keyword).with_only_columns(Record.id).order_by(*order_clauses(menu))
+    return list(db.session.execute(statement).scalars())
+
+
+def check_attached(setting: IntegrationSetting, menu: Menu) -> None:
+    attached = db.session.execute(
+        select(func.count()).select_from(MenuIntegration)
+        .where(MenuIntegration.menu_id == menu.id, MenuIntegration.setting_id == setting.id)
+    ).scalar_one()
+    if not attached or setting.is_deleted:
+        raise RunError("この連携はこのメニューに設定されていません。")
+
+
+def start_run(
+    setting: IntegrationSetting,
+    menu: Menu | None,
+    *,
+    executor_id: int | None,
+    memo: str = "",
+    keyword: str = "",
+    publication_date: datetime | None = None,
+    trigger: str = "manual",
+    record_ids: list[int] | None = None,
+    rerun_of: Run | None = None,
+    enqueue: bool = True,
+) -> Run:
+    """Freeze the records and columns into a new run and queue its job; refuses a second active run."""
+    memo = (memo or "").strip()
+    if len(memo) > MEMO_MAX:
+        raise RunError(f"メモは{MEMO_MAX}文字以内で入力してください。")
+    if menu is not None and trigger != "rerun":
+        check_attached(setting, menu)
+    if needs_publication_date(setting) and publication_date is None:
+        raise RunError("予約発行日時を入力してください。")
+    columns = run_columns(setting, menu)
+    check_columns(columns)
+    ids = record_ids if record_ids is not None else selected_record_ids(setting, menu, keyword)
+    if not ids:
+        raise RunError("送信するレコードがありません。絞り込み条件や検索キーワードを確認してください。")
+    run = Run(
+        setting_id=setting.id, menu_id=menu.id if menu else None, database_id=setting.database_id, trigger=trigger,
+        executor_id=executor_id, memo=memo, keyword=keyword, publication_date=publication_date,
+        rerun_of_id=rerun_of.id if rerun_of else None, column_field_ids=[f.id for f in columns],
+        setting_snapshot=snapshot(setting), status=RunStatus.QUEUED, active_key=active_key(setting, menu),
+        record_count=len(ids), progress="実行待ちです。",
+    )
+    db.session.add(run)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise RunError("この連携は実行待ちまたは実行中です。終わってから実行してください(二重送信を防ぐため)。") from None
+    db.session.execute(insert(RunRecord), [
+        {"run_id": run.id, "record_id": record_id, "position": position, "status": RecordStatus.PENDING}
+        for position, record_id in enumerate(ids)
+    ])
+    db.session.commit()
+    if enqueue:
+        enqueue_run(run)
+    return run
+
+
+def active_key(setting: IntegrationSetting, menu: Menu | None) -> str:
+    return f"{setting.id}:{menu.id if menu else 'all'}"
+
+
+def redis_connection() -> Redis:
+    return Redis.from_url(current_app.config["REDIS_URL"])
+
+
+def job_id_of(run: Run) -> str:
+    return f"run-{run.id}"
+
+
+def enqueue_run(run: Run) -> None:
+    """Queue the run's job; when Redis cannot take it, the run ends with a clear error and nothing is sent."""
+    try:
+        queue = Queue(current_app.config["RQ_QUEUE"], connection=redis_connection())
+        # No RQ retry: a run resumes through its own persisted state, never by re-running blindly.
+        queue.enqueue("webapp.runs.tasks.execute_run", run.id, job_id=job_id_of(run), job_timeout=6 * 3600,
+                      result_ttl=86400, failure_ttl=7 * 86400)
+    except RedisError:
+        log.exception("run %s could not be queued", run.id)
+        finish_without_sending(run, "バックグラウンド処理(Redis)に接続できないため実行できませんでした。何も送信していません。"
+                                    "管理者に連絡してください。")
+        return
+    run.job_id = job_id_of(run)
+    db.session.commit()
+
+
+def finish_without_sending(run: Run, message: str) -> None:
+    run.status = RunStatus.ERROR
+    run.error_message = message
+    run.active_key = None
+    run.finished_at = utcnow()
+    run.progress = ""
+    db.session.execute(update(RunRecord).where(RunRecord.run_id == run.id).values(status=RecordStatus.NOT_SENT))
+    run.error_count = run.record_count
+    db.session.commit()
+
+
+def resume_run(run: Run) -> Run:
+    """再実行 of an interrupted run: the same run continues; accepted calls are never posted again."""
+    if run.status != RunStatus.INTERRUPTED:
+        raise RunError("中断された実行だけを再開できます。")
+    setting = db.session.get(IntegrationSetting, run.setting_id)
+    run.active_key = active_key(setting, run.menu)
+    run.status = RunStatus.QUEUED
+    run.finished_at = None
+    run.error_message = ""
+    run.progress = "再実行待ちです(送信済みの分は送りません)。"
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise RunError("この連携は別の実行が実行待ちまたは実行中です。終わってから再実行してください。") from None
+    enqueue_run(run)
+    return run
+
+
+def rerun_failed(run: Run, executor_id: int | None) -> Run:
+    """再実行 after errors: a new run with only the records that did not succeed (never the 要確認 ones)."""
+    if run.status in ACTIVE_STATUSES:
+        raise RunError("実行中の連携は再実行できません。")
+    if run.status == RunStatus.INTERRUPTED:
+        return resume_run(run)
+    retry_statuses = [RecordStatus.ROW_ERROR, RecordStatus.INVALID, RecordStatus.NOT_SENT, RecordStatus.PENDING]
+    ids = list(db.session.execute(
+        select(RunRecord.record_id).where(RunRecord.run_id == run.id, RunRecord.status.in_(retry_statuses))
+        .order_by(RunRecord.position)
+    ).scalars())
+    if not ids:
+        raise RunError("再送信が必要なレコードはありません。")
+    setting = db.session.get(IntegrationSetting, run.setting_id)
+    if setting is None or setting.is_deleted:
+        raise RunError("この連携設定は削除されています。")
+    publication_date = run.publication_date
+    if publication_date is not None and publication_date <= utcnow():
+        raise RunError("予約発行日時が過ぎています。一覧から新しく実行してください。")
+    return start_run(setting, run.menu, executor_id=executor_id, memo=run.memo, keyword=run.keyword,
+                     publication_date=publication_date, trigger="rerun", record_ids=ids, rerun_of=run)
+
+
+# ---- interrupted runs ------------------------------------------------------------------------------------
+
+
+def _job_state(run: Run) -> str | None:
+    try:
+        job = Job.fetch(run.job_id or job_id_of(run), connection=redis_connection())
+        return job.get_status(refresh=True)
+    except NoSuchJobError:
+        return None
+    except RedisError:
+        return "unknown"
+
+
+def recover_runs(now: datetime | None = None) -> list[int]:
+    """Find runs whose worker died or whose job was lost; returns the ids it changed.
+
+    A running run silent for RUN_STALE_SECONDS is marked 中断 (the user can 再実行 it). A queued run whose job
+    vanished from Redis (Redis restarted) is queued again: nothing of it was sent yet.
+    """
+    now = now or utcnow()
+    stale = now - timedelta(seconds=current_app.config["RUN_STALE_SECONDS"])
+    changed = []
+    active = db.session.execute(select(Run).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))).scalars().all()
+    for run in active:
+        state = _job_state(run)
+        if state == "unknown":
+            continue
+        if run.status == RunStatus.QUEUED and state is None and _aware(run.created_at) < now - timedelta(seconds=5):
+            log.warning("run %s: job missing from Redis, queueing it again", run.id)
+            enqueue_run(run)
+            changed.append(run.id)
+        elif run.status == RunStatus.RUNNING and _aware(run.heartbeat_at or run.started_at or run.created_at) < stale \
+                and state not in ("queued", "started"):
+            mark_interrupted(run)
+            changed.append(run.id)
+    return changed
+
+
+def mark_interrupted(run: Run) -> None:
+    run.status = RunStatus.INTERRUPTED
+    run.active_key = None
+    run.finished_at = utcnow()
+    run.progress = ""
+    run.error_message = ("処理が途中で止まりました(ワーカーが停止した可能性があります)。「再実行」で未送信の分だけを送信できます。"
+                         "送信済みの分は送り直しません。")
+    db.session.commit()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# ---- preview ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Preview:
+    header: str
+    lines: list[str]
+    record_count: int
+    row_count: int
+    byte_size: int
+    call_count: int
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (record id, message)
+    error: str = ""
+
+
+def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> Preview:
+    """Exactly what 実行 would send now, without sending anything (same code path as the job)."""
+    columns = run_columns(setting, menu)
+    try:
+        check_columns(columns)
+    except RunError as exc:
+        return Preview("", [], 0, 0, 0, 0, error=str(exc))
+    ids = selected_record_ids(setting, menu, keyword)
+    header = export.header_bytes(columns)
+    code_index = export.customer_code_index(columns)
+    lines_iter = (export.record_lines(r, columns, code_index) for r in export.stream_records(ids))
+    preview = Preview(header.decode(contract.CSV_ENCODING).rstrip("\r\n"), [], len(ids), 0, 0, 0)
+    for item in export.pack(lines_iter, header):
+        if isinstance(item, export.RecordLines):
+            preview.problems.append((item.record_id, item.problem))
+            continue
+        preview.call_count += 1
+        preview.row_count += item.rows
+        preview.byte_size += item.size
+        for part in item.parts[1:]:
+            if len(preview.lines) >= PREVIEW_LINES:
+                break
+            preview.lines.extend(part.decode(contract.CSV_ENCODING).splitlines()[: PREVIEW_LINES - len(preview.lines)])
+    return preview
