@@ -52,6 +52,13 @@ def app(tmp_path):
             "REDIS_URL": TEST_REDIS_URL,
             "FILES_DIR": str(tmp_path / "files"),
             "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            # Runs poll and retry fast against the local emulator.
+            "RUN_POLL_FIRST_INTERVAL": 0.05,
+            "RUN_POLL_MAX_INTERVAL": 0.2,
+            "RUN_POLL_TIMEOUT": 30,
+            "RUN_RETRY_BASE_DELAY": 0.05,
+            "RUN_RETRY_TOTAL_SECONDS": 5,
+            "RQ_QUEUE": f"test-{os.getpid()}",
         },
         instance_path=str(tmp_path / "instance"),
     )
@@ -190,3 +197,48 @@ def emulator(tmp_path):
     create_tenant(emulator_app.extensions["meisai_emulator"].store, ACCOUNT, TOKEN)
     yield EmulatorServer(root_url=root_url, account=ACCOUNT, token=TOKEN, data_dir=data_dir, app=emulator_app)
     stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback; `.messages` holds what it received."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    class Collector:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            self.messages.append({"to": list(envelope.rcpt_tos), "subject": str(message["subject"]),
+                                  "body": message.get_content()})
+            return "250 OK"
+
+    collector = Collector()
+    port = free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller.start()
+    collector.port = port
+    yield collector
+    controller.stop()
+
+
+@pytest.fixture
+def demo(app, emulator, smtp_server, monkeypatch):
+    """The demo installation (small) with its integrations pointed at the test emulator and SMTP server."""
+    from webapp.demo import seed_demo
+
+    monkeypatch.setenv("MEISAI_DEMO_TOKEN", emulator.token)
+    monkeypatch.setenv("MEISAI_EMULATOR_URL", emulator.base_url)
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
+    with app.app_context():
+        assert seed_demo(customer_count=30, invoice_count=20, admin_password="admin-pass-1")
+    return emulator
+
+
+@pytest.fixture
+def signin(app):
+    """Log in as an existing user (e.g. the demo's admin/user/keiri) through the real form."""
+    return lambda username: LoggedInClient(app.test_client(), username)

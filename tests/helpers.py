@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 PASSWORDS = {"admin": "admin-pass-1", "editor": "editor-pass-1", "plain": "plain-pass-1",
-             "only_db": "only-db-pass", "only_sys": "only-sys-pass"}
+             "only_db": "only-db-pass", "only_sys": "only-sys-pass", "user": "user", "keiri": "keiri"}
 
 
 def csrf_token_from(html: str) -> str:

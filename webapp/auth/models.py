@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import current_app
 from flask_login import UserMixin
@@ -10,11 +10,8 @@ from sqlalchemy import Boolean, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..core.clock import utcnow
 from ..extensions import db
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class User(UserMixin, db.Model):

@@ -13,7 +13,8 @@ from dataclasses import asdict
 from flask import current_app
 from sqlalchemy import select, update
 
-from ..auth.models import User, utcnow
+from ..auth.models import User
+from ..core.clock import as_utc, utcnow
 from ..core.crypto import TokenUnreadable
 from ..databases.models import Field, Record
 from ..databases.operations import build_search_text, files_root
@@ -190,7 +191,7 @@ def _params(run: Run, setting: IntegrationSetting) -> dict:
                                     memo=memo, setting_id=setting.import_setting_id).to_api()
     return ReportImportParams(
         report_type_id=setting.report_type_id or 1, replace=setting.import_method == IMPORT_REPLACE, memo=memo,
-        skip_approval=setting.skip_approval, scheduled_at=run.publication_date if setting.skip_approval else None,
+        skip_approval=setting.skip_approval, scheduled_at=as_utc(run.publication_date) if setting.skip_approval else None,
         replace_send_mail=setting.replace_notify_mail, replace_post=setting.replace_postal,
         replace_fax=setting.replace_fax, approval_flow_id=setting.approval_flow_id,
     ).to_api()
@@ -381,7 +382,7 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
     """レコード更新 of the records 楽楽明細 imported, in batches (one executemany per batch, not per record)."""
     from zoneinfo import ZoneInfo
 
-    started = (run.started_at or utcnow()).astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+    started = as_utc(run.started_at or utcnow()).astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
     assignments = {rule.field.key: (started.strftime("%Y-%m-%d %H:%M") if rule.value == RUN_TIME else rule.value)
                    for rule in setting.record_updates}
     ok_ids = list(db.session.execute(

@@ -16,7 +16,7 @@ from rq.job import Job
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..auth.models import utcnow
+from ..core.clock import as_utc, utcnow
 from ..databases.models import Field, Menu, Record
 from ..databases.query import menu_records_statement, order_clauses
 from ..extensions import db
@@ -221,8 +221,8 @@ def rerun_failed(run: Run, executor_id: int | None) -> Run:
     setting = db.session.get(IntegrationSetting, run.setting_id)
     if setting is None or setting.is_deleted:
         raise RunError("この連携設定は削除されています。")
-    publication_date = run.publication_date
-    if publication_date is not None and publication_date <= utcnow():
+    publication_date = as_utc(run.publication_date)
+    if publication_date is not None and as_utc(publication_date) <= utcnow():
         raise RunError("予約発行日時が過ぎています。一覧から新しく実行してください。")
     return start_run(setting, run.menu, executor_id=executor_id, memo=run.memo, keyword=run.keyword,
                      publication_date=publication_date, trigger="rerun", record_ids=ids, rerun_of=run)
@@ -255,11 +255,11 @@ def recover_runs(now: datetime | None = None) -> list[int]:
         state = _job_state(run)
         if state == "unknown":
             continue
-        if run.status == RunStatus.QUEUED and state is None and _aware(run.created_at) < now - timedelta(seconds=5):
+        if run.status == RunStatus.QUEUED and state is None and as_utc(run.created_at) < now - timedelta(seconds=5):
             log.warning("run %s: job missing from Redis, queueing it again", run.id)
             enqueue_run(run)
             changed.append(run.id)
-        elif run.status == RunStatus.RUNNING and _aware(run.heartbeat_at or run.started_at or run.created_at) < stale \
+        elif run.status == RunStatus.RUNNING and as_utc(run.heartbeat_at or run.started_at or run.created_at) < stale \
                 and state not in ("queued", "started"):
             mark_interrupted(run)
             changed.append(run.id)
@@ -274,10 +274,6 @@ def mark_interrupted(run: Run) -> None:
     run.error_message = ("処理が途中で止まりました(ワーカーが停止した可能性があります)。「再実行」で未送信の分だけを送信できます。"
                          "送信済みの分は送り直しません。")
     db.session.commit()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ---- preview ---------------------------------------------------------------------------------------------
