@@ -51,3 +51,34 @@ def execute(run_id: int) -> Run:
 def run_url(app, menu_name: str, setting_name: str, action: str) -> str:
     with app.app_context():
         return f"/menus/{menu_named(menu_name).id}/integrations/{setting_named(setting_name).id}/{action}"
+
+
+def add_customers(count: int, start: int = 1001, address2: str = "") -> None:
+    """Bulk-insert customers (未連携) into the demo 顧客 DB: fast enough for tens of thousands."""
+    from sqlalchemy import insert
+
+    from webapp.databases.operations import build_search_text
+
+    keys = {name: field_named("顧客", name).key for name in
+            ("顧客コード", "顧客名", "郵便番号", "住所1", "住所2", "会社名", "部署名", "担当者名", "メールアドレス", "連携ステータス")}
+    database_id = field_named("顧客", "顧客コード").database_id
+    rows = []
+    for number in range(start, start + count):
+        data = {keys["顧客コード"]: f"K{number:06d}", keys["顧客名"]: f"株式会社テスト{number}", keys["郵便番号"]: "100-0001",
+                keys["住所1"]: "東京都千代田区千代田1-1", keys["住所2"]: address2, keys["会社名"]: f"株式会社テスト{number}",
+                keys["部署名"]: "経理部", keys["担当者名"]: "山田 太郎", keys["メールアドレス"]: f"k{number}@example.jp",
+                keys["連携ステータス"]: "未連携"}
+        rows.append({"database_id": database_id, "data": data, "details": [], "search_text": build_search_text(data, [])})
+    for begin in range(0, len(rows), 5000):
+        db.session.execute(insert(Record), rows[begin:begin + 5000])
+    db.session.commit()
+
+
+def import_totals(emulator) -> list[int]:
+    """Rows 楽楽明細 counted in each customer import, in order."""
+    client = emulator.client()
+    return [client.get_customer_import_state(i["importId"]).total for i in emulator.imports() if i["kind"] == "customers"]
+
+
+def imported_rows(emulator) -> int:
+    return sum(import_totals(emulator))

@@ -60,7 +60,29 @@ def execute_run(run_id: int) -> str:
     if not _claim(run_id):
         run = db.session.get(Run, run_id)
         return run.status if run else "missing"
-    run = db.session.get(Run, run_id)
+    try:
+        return _execute(db.session.get(Run, run_id))
+    except Exception:
+        log.exception("run %s: unexpected failure", run_id)
+        db.session.rollback()
+        _end_after_crash(db.session.get(Run, run_id))
+        raise
+
+
+def _end_after_crash(run: Run) -> None:
+    """A bug must not leave a run 実行中 forever: unsent calls stay unsent, a call in flight needs checking."""
+    for call in run.calls:
+        if call.status == CallStatus.POSTING:
+            _mark_unknown(call, "送信中にシステムエラーが発生したため、楽楽明細が受け付けたか分かりません。取込履歴を確認してください。")
+    run.status = RunStatus.INTERRUPTED
+    run.active_key = None
+    run.finished_at = utcnow()
+    run.progress = ""
+    run.error_message = "システムエラーで処理が中断しました。管理者に連絡してください。「再実行」で未送信の分だけを送信できます。"
+    db.session.commit()
+
+
+def _execute(run: Run) -> str:
     setting = db.session.get(IntegrationSetting, run.setting_id)
     log.info("run %s: started (setting %s, %s records)", run.id, setting.id, run.record_count)
     try:
@@ -69,9 +91,15 @@ def execute_run(run_id: int) -> str:
         _abort_unsent(run, "APIトークンを読み取れません(暗号化キーが変わった可能性があります)。楽楽明細連携設定でAPIトークンを再入力してください。")
         return _finish(run, setting)
     exchanges: list[ExchangeLog] = []
+
+    def log_exchange(exchange: ExchangeLog) -> None:
+        # Every attempt is a sign of life, also during long retry sequences.
+        exchanges.append(exchange)
+        _beat(run)
+
     config = current_app.config
     client = MeisaiClient(
-        setting.base_url, token, allow_insecure_loopback=allow_insecure_loopback(), log_exchange=exchanges.append,
+        setting.base_url, token, allow_insecure_loopback=allow_insecure_loopback(), log_exchange=log_exchange,
         retry=RetryPolicy(base_delay=config["RUN_RETRY_BASE_DELAY"], total_time=config["RUN_RETRY_TOTAL_SECONDS"]),
     )
     with client:

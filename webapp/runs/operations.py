@@ -244,23 +244,23 @@ def _job_state(run: Run) -> str | None:
 def recover_runs(now: datetime | None = None) -> list[int]:
     """Find runs whose worker died or whose job was lost; returns the ids it changed.
 
-    A running run silent for RUN_STALE_SECONDS is marked 中断 (the user can 再実行 it). A queued run whose job
-    vanished from Redis (Redis restarted) is queued again: nothing of it was sent yet.
+    A running run silent for RUN_STALE_SECONDS is marked 中断 (the user can 再実行 it): the job beats at every
+    HTTP attempt, poll and batch. A queued run whose job vanished from Redis (Redis restarted) is queued again:
+    nothing of it was sent yet.
     """
     now = now or utcnow()
     stale = now - timedelta(seconds=current_app.config["RUN_STALE_SECONDS"])
     changed = []
     active = db.session.execute(select(Run).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))).scalars().all()
     for run in active:
-        state = _job_state(run)
-        if state == "unknown":
-            continue
-        if run.status == RunStatus.QUEUED and state is None and as_utc(run.created_at) < now - timedelta(seconds=5):
-            log.warning("run %s: job missing from Redis, queueing it again", run.id)
-            enqueue_run(run)
-            changed.append(run.id)
-        elif run.status == RunStatus.RUNNING and as_utc(run.heartbeat_at or run.started_at or run.created_at) < stale \
-                and state not in ("queued", "started"):
+        if run.status == RunStatus.QUEUED:
+            # A run is committed a moment before its job is enqueued: give that moment before calling it lost.
+            if as_utc(run.created_at) < now - timedelta(seconds=2) and _job_state(run) is None:
+                log.warning("run %s: job missing from Redis, queueing it again", run.id)
+                enqueue_run(run)
+                changed.append(run.id)
+        # The heartbeat, not RQ's registry, decides: a SIGKILLed worker leaves its job "started" for minutes.
+        elif as_utc(run.heartbeat_at or run.started_at or run.created_at) < stale:
             mark_interrupted(run)
             changed.append(run.id)
     return changed
