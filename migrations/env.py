@@ -89,6 +89,11 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    def include_object(obj, name, type_, reflected, compare_to):
+        # Per-field expression indexes follow the fields of the no-code DB (webapp/databases/operations.py).
+        return not (type_ == "index" and name and name.startswith("ix_records_f"))
+
+    conf_args.setdefault("include_object", include_object)
     connectable = get_engine()
 
     with connectable.connect() as connection:

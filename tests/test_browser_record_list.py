@@ -68,10 +68,13 @@ def test_record_list_search_paging_back_and_sort(page, live_server, demo):
     expect(page).to_have_url(re.compile(r"page=2"))
     assert page.evaluate("window.__sameDocument") == "kept"
 
+    # Back reloads the previous list from the server: htmx keeps no snapshot of business data in the browser.
     page.go_back()
     expect(page.locator("#record-count")).to_have_text("120件中 1〜50件を表示")
     expect(page).to_have_url(list_url)
     assert first_row_code(page) == "C00001"
+    assert page.evaluate("sessionStorage.getItem('htmx-history-cache')") in (None, "[]")
+    page.evaluate("window.__sameDocument = 'kept'")
 
     search = page.locator("#keyword")
     search.click()
@@ -99,6 +102,12 @@ def test_record_list_search_paging_back_and_sort(page, live_server, demo):
     expect(rows(page).first.locator("td").nth(1)).to_have_text("C00120")
     codes = [row.locator("td").nth(1).inner_text() for row in rows(page).all()]
     assert codes == sorted(codes, reverse=True)
+
+    # A search after sorting keeps the chosen sort.
+    search.press_sequentially("C0011")
+    expect(page.locator("#record-count")).to_contain_text("(「C0011」で検索)")
+    expect(header).to_have_attribute("aria-sort", "descending")
+    expect(rows(page).first.locator("td").nth(1)).to_have_text("C00119")
     assert page.evaluate("window.__sameDocument") == "kept"
 
 

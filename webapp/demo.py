@@ -11,17 +11,17 @@ from datetime import date, timedelta
 
 import click
 from flask import Flask
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from .auth.models import User
 from .auth.operations import create_user
-from .databases.models import Database, Record
+from .databases.models import Database
 from .databases.operations import (
     FieldSpec,
     FilterSpec,
     MenuSpec,
     add_field,
-    build_search_text,
+    bulk_insert_records,
     create_database,
     create_menu,
 )
@@ -88,13 +88,7 @@ def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_passw
         c[name] = add_field(customers_db, FieldSpec(name=name, field_type=kind, **extra))
 
     customers = _customers(customer_count, rng)
-    rows = []
-    for customer in customers:
-        data = {c[k].key: v for k, v in customer.items()}
-        rows.append({"database_id": customers_db.id, "data": data, "details": [],
-                     "search_text": build_search_text(data, [])})
-    db.session.execute(insert(Record), rows)
-    db.session.commit()
+    bulk_insert_records(customers_db, [({c[k].key: v for k, v in customer.items()}, []) for customer in customers])
 
     customer_columns = ["顧客コード", "顧客名", "郵便番号", "住所1", "住所2", "会社名", "部署名", "担当者名", "メールアドレス"]
     create_menu(customers_db, MenuSpec(name="顧客一覧", column_field_ids=[c[n].id for n in customer_columns + ["連携ステータス"]],
@@ -142,10 +136,8 @@ def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_passw
             v["件名"].key: rng.choice(SUBJECTS).format(month=issued.month),
             v["連携ステータス"].key: "連携済" if issued.month < 8 else "未連携",
         }
-        rows.append({"database_id": invoices_db.id, "data": data, "details": details,
-                     "search_text": build_search_text(data, details)})
-    db.session.execute(insert(Record), rows)
-    db.session.commit()
+        rows.append((data, details))
+    bulk_insert_records(invoices_db, rows)
 
     create_menu(invoices_db, MenuSpec(
         name="請求書一覧",

@@ -6,6 +6,7 @@ from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user, login_required
 
 from ..core import render
+from ..documents.operations import refresh_documents
 from ..extensions import db
 from . import bp
 from .fieldtypes import FieldType, display_value
@@ -132,6 +133,10 @@ def _record_form_view(database: Database, record: Record | None):
             written, replaced = _apply_uploads(database, record, form, merged)
             try:
                 set_record_values(record, merged, details, user_id)
+                # 自動生成ファイル: PDFs whose inputs changed are regenerated in the same save.
+                documents = refresh_documents(record)
+                written += documents.written
+                replaced += documents.replaced
                 db.session.commit()
             except Exception:
                 db.session.rollback()
@@ -141,6 +146,8 @@ def _record_form_view(database: Database, record: Record | None):
             for path in replaced:
                 remove_stored_file(path)
             flash("レコードを保存しました。", "success")
+            for message in documents.errors:
+                flash(message, "error")
             return redirect(_back_url(database, record))
     return _render_record_form(database, record, form)
 
@@ -242,3 +249,9 @@ def record_file(record_id: int, field_id: int):
         abort(404, description="ファイルがありません。")
     inline = request.args.get("inline") == "1" and value.get("content_type") == "application/pdf"
     return send_file(path, mimetype=value.get("content_type"), as_attachment=not inline, download_name=value["name"])
+
+
+# 自動生成ファイル: open / download / 再生成 routes (webapp/documents/routes.py), under this blueprint.
+from ..documents.routes import bp as documents_bp  # noqa: E402
+
+bp.register_blueprint(documents_bp)

@@ -271,10 +271,15 @@ def build_content(template: DocumentTemplate, header_fields, detail_fields, data
 
 
 def _file_name(template: DocumentTemplate, header: _Values, record_id: int | None) -> str:
+    filled = []
+
     def field_value(match: re.Match) -> str:
-        return header.text((match.group(1),))
+        # {納品番号|請求番号}: the first of these fields that has a value.
+        value = header.text(tuple(name.strip() for name in match.group(1).split("|")))
+        filled.append(bool(value))
+        return value
 
     stem = safe_file_name(re.sub(r"\{([^{}]+)\}", field_value, template.file_name).removesuffix(".pdf"))
-    if not stem.strip("_ "):
+    if not stem or (filled and not any(filled)):
         stem = safe_file_name(f"{template.title}_{record_id}" if record_id else template.title)
     return f"{stem}.pdf"

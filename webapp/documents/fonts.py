@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import current_app, has_app_context
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont, TTFError
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
 from .errors import DocumentError
 

@@ -8,7 +8,6 @@ DST change skips runs at the shifted wall time, a repeated one runs at its first
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -73,13 +72,6 @@ def instant_on(schedule: Schedule, day: date, tz: ZoneInfo) -> datetime:
     return local.astimezone(UTC)
 
 
-def _local_days(start: date) -> Iterator[date]:
-    day = start
-    for _ in range(SEARCH_LIMIT_DAYS * 12):
-        yield day
-        day += timedelta(days=1)
-
-
 def occurrences(schedule: Schedule, after: datetime, until: datetime, tz: ZoneInfo) -> list[datetime]:
     """Instants in (after, until], oldest first. Both bounds are aware datetimes."""
     if until <= after:
@@ -107,16 +99,15 @@ def next_runs(schedule: Schedule, after: datetime, tz: ZoneInfo, count: int = 5)
     if schedule.kind == Kind.WEEKLY and not schedule.weekdays:
         return []
     found: list[datetime] = []
-    start = after.astimezone(tz).date() - timedelta(days=1)
-    for index, day in enumerate(_local_days(start)):
-        if index > SEARCH_LIMIT_DAYS * count:
-            break
+    day = after.astimezone(tz).date() - timedelta(days=1)
+    for _ in range(SEARCH_LIMIT_DAYS * count):
         if schedule.fires_on(day):
             moment = instant_on(schedule, day, tz)
             if moment > after:
                 found.append(moment)
                 if len(found) == count:
                     break
+        day += timedelta(days=1)
     return found
 
 

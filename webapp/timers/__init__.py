@@ -1,0 +1,7 @@
+"""タイマー設定: scheduled runs of a 楽楽明細連携設定 (schedule maths, the dispatcher, the scheduler process)."""
+
+from flask import Blueprint
+
+bp = Blueprint("timers", __name__, template_folder="templates")
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,203 @@
+"""タイマー設定: save (validated, audited), what the screens show (next runs, last fired, slot history)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_login import current_user
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..core.audit import audit, diff
+from ..core.clock import as_utc, utcnow
+from ..databases.models import MENU_TYPE_RECORD_LIST, Menu
+from ..extensions import db
+from ..integrations.models import IntegrationSetting, MenuIntegration
+from .models import SchedulerHeartbeat, SlotOutcome, Timer, TimerSlot
+from .schedule import Kind, Schedule, instant_on, next_runs
+
+PRIORITY_MIN = 0
+PRIORITY_MAX = 999
+NEXT_RUN_COUNT = 5
+HISTORY_LENGTH = 10
+HEARTBEAT_NAME = "timer-dispatcher"
+
+
+class TimerError(ValueError):
+    """A refused タイマー設定, with a Japanese message for `field` (a form field name) or the whole form."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class TimerValues:
+    enabled: bool
+    priority: int
+    kind: Kind
+    at: time
+    menu_id: int | None = None
+    once_date: date | None = None
+    weekdays: list[int] = field(default_factory=list)
+    month_day: int | None = None
+    last_day: bool = False
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(kind=self.kind, at=self.at, once_date=self.once_date, weekdays=frozenset(self.weekdays),
+                        month_day=self.month_day, last_day=self.last_day)
+
+
+def local_tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def timer_of(setting: IntegrationSetting) -> Timer | None:
+    return db.session.execute(select(Timer).where(Timer.setting_id == setting.id)).scalar_one_or_none()
+
+
+def menu_choices(setting: IntegrationSetting) -> list[Menu]:
+    """メニュー設定 candidates: レコード一覧 menus of the setting's DB whose サブメニュー has this integration.
+
+    A run with a menu sends what that menu shows, and runs only go through menus the integration is attached to.
+    """
+    return list(db.session.execute(
+        select(Menu).join(MenuIntegration, MenuIntegration.menu_id == Menu.id)
+        .where(MenuIntegration.setting_id == setting.id, Menu.database_id == setting.database_id,
+               Menu.menu_type == MENU_TYPE_RECORD_LIST)
+        .order_by(Menu.position, Menu.id)
+    ).scalars())
+
+
+def check_values(setting: IntegrationSetting, values: TimerValues, now: datetime) -> None:
+    """The rules of a saveable timer (the form checks the formats; this checks the meaning)."""
+    if values.menu_id is not None and values.menu_id not in {m.id for m in menu_choices(setting)}:
+        raise TimerError("この連携を追加したメニューから選んでください。", "menu_id")
+    if not PRIORITY_MIN <= values.priority <= PRIORITY_MAX:
+        raise TimerError(f"{PRIORITY_MIN}〜{PRIORITY_MAX}の整数で入力してください。", "priority")
+    if values.kind == Kind.ONCE:
+        if values.once_date is None:
+            raise TimerError("実行日を入力してください。", "once_date")
+        if instant_on(values.schedule, values.once_date, local_tz()) <= now:
+            raise TimerError("過去の日時は指定できません。これから先の日時を入力してください。", "once_date")
+    if values.kind == Kind.WEEKLY and not values.weekdays:
+        raise TimerError("曜日を1つ以上選んでください。", "weekdays")
+    if values.kind == Kind.MONTHLY and not values.last_day and not (values.month_day and 1 <= values.month_day <= 31):
+        raise TimerError("1〜31日または末日を選んでください。", "month_day")
+
+
+def snapshot(timer: Timer) -> dict[str, str]:
+    """The timer as people read it, for the audit diff."""
+    return {
+        "メニュー設定": timer.menu_name or "指定しない(全レコード・全項目)",
+        "タイマースイッチ": "ON(実行する)" if timer.enabled else "OFF(実行しない)",
+        "タイマー優先度": str(timer.priority),
+        "タイマー起動スケジュール": timer.schedule.describe(),
+    }
+
+
+def save_timer(setting: IntegrationSetting, values: TimerValues, now: datetime | None = None) -> Timer:
+    """確定: validate, store only the settings of the chosen kind, audit, commit (all or nothing)."""
+    now = now or utcnow()
+    check_values(setting, values, now)
+    timer = timer_of(setting)
+    before = snapshot(timer) if timer else {}
+    previous = (timer.enabled, timer.schedule) if timer else None
+    if timer is None:
+        timer = Timer(setting_id=setting.id)
+        db.session.add(timer)
+    menu = db.session.get(Menu, values.menu_id) if values.menu_id else None
+    timer.menu_id = menu.id if menu else None
+    timer.menu_name = menu.name if menu else ""
+    timer.enabled = values.enabled
+    timer.priority = values.priority
+    timer.kind = values.kind.value
+    timer.at_time = values.at.strftime("%H:%M")
+    kind = values.kind
+    timer.once_date = values.once_date if kind == Kind.ONCE else None
+    timer.weekdays = ",".join(str(d) for d in sorted(set(values.weekdays))) if kind == Kind.WEEKLY else ""
+    timer.month_day = values.month_day if kind == Kind.MONTHLY and not values.last_day else None
+    timer.last_day = kind == Kind.MONTHLY and values.last_day
+    # Switching on or changing the schedule starts from now: slots before this moment never fire or count
+    # as missed. A change of priority or menu alone keeps the pending minute.
+    if previous is None or previous != (timer.enabled, timer.schedule):
+        timer.checked_through = now
+    if current_user and current_user.is_authenticated:
+        timer.updated_by_id = current_user.id
+    db.session.flush()
+    changes = diff(before, snapshot(timer))
+    if previous is None or changes:
+        audit("create" if previous is None else "update", "タイマー設定", timer.id, setting.name, changes)
+    db.session.commit()
+    return timer
+
+
+def upcoming(timer: Timer, now: datetime | None = None, count: int = NEXT_RUN_COUNT) -> list[datetime]:
+    """The next run times of the schedule (shown even when the switch is OFF, marked as such)."""
+    return next_runs(timer.schedule, now or utcnow(), local_tz(), count)
+
+
+def recent_slots(timer: Timer, limit: int = HISTORY_LENGTH) -> list[TimerSlot]:
+    return list(db.session.execute(
+        select(TimerSlot).where(TimerSlot.timer_id == timer.id)
+        .order_by(TimerSlot.scheduled_at.desc(), TimerSlot.id.desc()).limit(limit)
+    ).scalars())
+
+
+def last_fired(timer: Timer) -> TimerSlot | None:
+    """The latest slot that started a run (最終実行)."""
+    return db.session.execute(
+        select(TimerSlot).where(TimerSlot.timer_id == timer.id,
+                                TimerSlot.outcome.in_([SlotOutcome.RUN, SlotOutcome.CATCH_UP]))
+        .order_by(TimerSlot.scheduled_at.desc(), TimerSlot.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+@dataclass
+class TimerSummary:
+    """One line of the タイマー column of the setting list."""
+
+    timer: Timer | None
+    next_run: datetime | None = None
+
+
+def summary(setting: IntegrationSetting, now: datetime | None = None) -> TimerSummary:
+    timer = timer_of(setting)
+    if timer is None:
+        return TimerSummary(None)
+    runs = upcoming(timer, now, 1) if timer.enabled else []
+    return TimerSummary(timer, runs[0] if runs else None)
+
+
+# ---- scheduler heartbeat -----------------------------------------------------------------------------------
+
+
+def beat(now: datetime | None = None, detail: str = "") -> None:
+    """Record that the dispatcher ran (health checks want it younger than two minutes)."""
+    now = now or utcnow()
+    changed = db.session.execute(
+        update(SchedulerHeartbeat).where(SchedulerHeartbeat.name == HEARTBEAT_NAME).values(beat_at=now, detail=detail)
+    ).rowcount
+    if not changed:
+        db.session.add(SchedulerHeartbeat(name=HEARTBEAT_NAME, beat_at=now, detail=detail))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another dispatcher created the row at the same moment; its beat is as good as ours.
+        db.session.rollback()
+
+
+def last_heartbeat() -> datetime | None:
+    """When the dispatcher last ran (UTC), or None if it never did."""
+    beat_at = db.session.execute(
+        select(SchedulerHeartbeat.beat_at).where(SchedulerHeartbeat.name == HEARTBEAT_NAME)
+    ).scalar_one_or_none()
+    return as_utc(beat_at)
+
+
+def to_local(moment: datetime) -> datetime:
+    return as_utc(moment).astimezone(local_tz())
