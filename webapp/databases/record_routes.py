@@ -6,7 +6,6 @@ from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user, login_required
 
 from ..core import render
-from ..documents.operations import refresh_documents
 from ..extensions import db
 from . import bp
 from .fieldtypes import FieldType, display_value
@@ -134,6 +133,8 @@ def _record_form_view(database: Database, record: Record | None):
             try:
                 set_record_values(record, merged, details, user_id)
                 # 自動生成ファイル: PDFs whose inputs changed are regenerated in the same save.
+                from ..documents.operations import refresh_documents
+
                 documents = refresh_documents(record)
                 written += documents.written
                 replaced += documents.replaced
@@ -251,7 +252,10 @@ def record_file(record_id: int, field_id: int):
     return send_file(path, mimetype=value.get("content_type"), as_attachment=not inline, download_name=value["name"])
 
 
-# 自動生成ファイル: open / download / 再生成 routes (webapp/documents/routes.py), under this blueprint.
-from ..documents.routes import bp as documents_bp  # noqa: E402
 
-bp.register_blueprint(documents_bp)
+@bp.record_once
+def _register_document_routes(state) -> None:
+    """自動生成ファイル: open / download / 再生成 (webapp/documents/routes.py) come with the record pages."""
+    from ..documents.routes import bp as documents_bp
+
+    state.app.register_blueprint(documents_bp)
