@@ -413,3 +413,39 @@ def test_permission_grants_are_audited(app, login, users):
     with app.app_context():
         entry = db.session.query(AuditEntry).filter_by(action="permission").one()
         assert entry.changes == {"システム連携": ["−", "○"]}
+
+
+@pytest.mark.parametrize(
+    "case,expected_ok,message",
+    [
+        ("ok", True, "接続に成功しました"),
+        ("wrong_token", False, "APIトークン"),
+        ("maintenance", False, "メンテナンス"),
+        ("unreachable", False, "接続できません"),
+    ],
+)
+def test_connection_test_against_the_emulator(login, setup, emulator, case, expected_ok, message):
+    url_value, token = emulator.base_url, emulator.token
+    if case == "wrong_token":
+        token = "not-the-token-0123456789"
+    elif case == "maintenance":
+        emulator.set_faults(maintenance="json")
+    elif case == "unreachable":
+        from conftest import free_port
+
+        url_value = f"http://127.0.0.1:{free_port()}/demo/"
+    response = login("editor").post(url(setup, "/connection-test"), data={"url": url_value, "token": token},
+                                    headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert ("flash-success" in body) is expected_ok
+    assert message in body, body
+    assert token not in body
+
+
+def test_connection_test_with_blank_token_uses_the_stored_one(app, login, setup, emulator):
+    editor = login("editor")
+    editor.post(url(setup, "/new"), data=base_form(setup, url=emulator.base_url, token=emulator.token))
+    s = saved(app)
+    body = editor.post(url(setup, "/connection-test"), data={"url": emulator.base_url, "token": "", "setting_id": str(s.id)}
+                       ).get_data(as_text=True)
+    assert "接続に成功しました" in body

@@ -20,6 +20,7 @@ from run_helpers import (
     import_totals,
     menu_named,
     setting_named,
+    worker_env,
 )
 from sqlalchemy import create_engine, text
 
@@ -126,17 +127,6 @@ def test_maintenance_that_never_ends_fails_the_run_without_sending(app, demo, sm
         assert run.calls[0].status == CallStatus.FAILED
     assert demo.imports() == []
     assert "エラー" in smtp_server.messages[0]["subject"]
-
-
-def worker_env(app, redis_url):
-    env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url, "RQ_QUEUE": app.config["RQ_QUEUE"],
-        "SECRET_KEY": app.config["SECRET_KEY"], "APP_ENV": "test", "FILES_DIR": app.config["FILES_DIR"],
-        "RUN_POLL_FIRST_INTERVAL": "0.05", "RUN_POLL_MAX_INTERVAL": "0.2", "RUN_RETRY_BASE_DELAY": "0.05",
-        "MAIL_SERVER": "",
-    })
-    return env
 
 
 def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resending(app, demo, signin):

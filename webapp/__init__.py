@@ -37,13 +37,17 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .integrations import bp as integrations_bp
     from .runs import bp as runs_bp
     from .runs.cli import register_cli as register_runs_cli
+    from .timers import bp as timers_bp
+    from .timers.cli import register_cli as register_timers_cli
 
     register_core(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(databases_bp)
     app.register_blueprint(integrations_bp)
     app.register_blueprint(runs_bp)
+    app.register_blueprint(timers_bp)
     register_runs_cli(app)
+    register_timers_cli(app)
     register_auth_cli(app)
     register_demo_cli(app)
     return app

@@ -76,6 +76,8 @@ def load_config(instance_path: Path) -> dict:
         "RUN_STALE_SECONDS": float(os.environ.get("RUN_STALE_SECONDS", "180")),
         "RUN_RETRY_TOTAL_SECONDS": float(os.environ.get("RUN_RETRY_TOTAL_SECONDS", "120")),
         "RUN_RETRY_BASE_DELAY": float(os.environ.get("RUN_RETRY_BASE_DELAY", "1")),
+        # Timers: how often the scheduler process checks for due jobs (the dispatcher itself runs every minute).
+        "TIMER_SCHEDULER_INTERVAL": float(os.environ.get("TIMER_SCHEDULER_INTERVAL", "5")),
         # Report mails: SMTP when MAIL_SERVER is set; always kept in the outbox table.
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),

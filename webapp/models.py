@@ -6,3 +6,4 @@ from .databases.models import Database, Field, Menu, MenuColumn, MenuFilter, Rec
 from .integrations.models import IntegrationSetting, MenuIntegration, RecordUpdateRule  # noqa: F401
 from .mail.models import OutboxMail  # noqa: F401
 from .runs.models import Run, RunCall, RunRecord  # noqa: F401
+from .timers.models import SchedulerHeartbeat, Timer, TimerSlot  # noqa: F401

@@ -102,7 +102,8 @@ def render_pdf(template: DocumentTemplate, content: DocumentContent, author: str
     font = register_font(template.font)
     buffer = io.BytesIO()
     with _render_lock:
-        canvas = Canvas(buffer, pagesize=A4, invariant=1, pageCompression=1)
+        # The initial font is ours too: no unembedded Helvetica is referenced at all.
+        canvas = Canvas(buffer, pagesize=A4, invariant=1, pageCompression=1, initialFontName=font)
         canvas.setTitle(f"{content.title} {content.file_name.removesuffix('.pdf')}")
         canvas.setAuthor(author or template.issuer.get("company", ""))
         canvas.setCreator("楽楽明細連携 自動生成ファイル")
@@ -222,8 +223,8 @@ class _Document:
             pen.text(LEFT + (stringWidth(label + ":", self.font, 9) + 2 * mm if label else 0), y, value, size=10,
                      max_width=left_w - 20 * mm)
             y -= 6.5 * mm
-        if t.lead:
-            pen.text(LEFT, y, t.lead, size=9.5, max_width=left_w)
+        for line in wrap(t.lead, self.font, 9.5, left_w)[:3] if t.lead else []:
+            pen.text(LEFT, y, line, size=9.5)
             y -= 5 * mm
         if t.amount.get("show", True) and t.totals.get("show", True):
             y -= 2 * mm
@@ -258,6 +259,8 @@ class _Document:
                 self.c.setStrokeGray(0)
                 pen.text(RIGHT - 7.5 * mm, y - 5 * mm, "印", size=9, align="center", gray=0.6)
             y -= 5.5 * mm
+        if issuer.get("seal"):
+            width -= 17 * mm  # keep clear of the seal box
         postal = issuer.get("postal_code", "")
         for line in (f"〒{postal}" if postal and not postal.startswith("〒") else postal, issuer.get("address", ""),
                      " ".join(p for p in (issuer.get("tel", ""), issuer.get("fax", "")) if p),

@@ -29,6 +29,23 @@
     }
   });
 
+  // Opening a run dialog from the サブメニュー closes the menu.
+  document.addEventListener("click", function (event) {
+    var item = event.target.closest(".submenu-item");
+    if (item) {
+      var menu = item.closest("details");
+      if (menu) menu.open = false;
+    }
+  });
+
+  // When a run finishes while its record list is on screen, refresh the list: レコード更新 may have changed it.
+  document.addEventListener("htmx:load", function (event) {
+    var element = event.detail.elt;
+    if (element.matches && element.matches(".run-progress[data-final]") && document.getElementById("records")) {
+      htmx.ajax("GET", window.location.href, { target: "#records" });
+    }
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
     var messages = {

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
@@ -94,10 +93,8 @@ class TimerSlot(db.Model):
     """
 
     __tablename__ = "timer_slots"
-    __table_args__ = (
-        UniqueConstraint("timer_id", "scheduled_at", name="uq_timer_slots_timer_id_scheduled_at"),
-        Index("ix_timer_slots_timer_id_id", "timer_id", "id"),
-    )
+    # Also the index of the history (newest slots of a timer first).
+    __table_args__ = (UniqueConstraint("timer_id", "scheduled_at", name="uq_timer_slots_timer_id_scheduled_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     timer_id: Mapped[int] = mapped_column(ForeignKey("timers.id", ondelete="CASCADE"), nullable=False)

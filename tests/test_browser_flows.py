@@ -1,0 +1,112 @@
+"""Browser flows (Playwright + Debian Chromium): configure an integration, attach it, run it, read the result."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from run_helpers import worker_env
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-results"
+
+
+def log_in(page, base, username, password):
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.get_by_role("button", name="ログイン").click()
+    expect(page.get_by_role("complementary", name="左パネル")).to_be_visible()
+
+
+@pytest.fixture
+def worker(app):
+    """A real RQ worker process on the test's database and Redis."""
+    process = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=worker_env(app, app.config["REDIS_URL"]),
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield process
+    process.terminate()
+    process.wait(timeout=15)
+
+
+def test_configure_a_csv_setting_and_attach_it_to_a_menu(page, live_server, demo):
+    log_in(page, live_server, "keiri", "keiri")
+    page.get_by_role("complementary", name="左パネル").get_by_title("請求書 のDB設定").click()
+    page.get_by_role("tab", name="システム連携").click()
+    page.get_by_role("link", name="楽楽明細連携設定").click()
+    page.get_by_role("link", name="＋ 新規追加").click()
+
+    page.fill("#name", "請求書を差替(ブラウザ)")
+    page.fill("#url", f"{demo.base_url}backadmin/top")
+    page.fill("#token", demo.token)
+    page.get_by_label("帳票データ(CSV)").check()
+    expect(page.get_by_text("取込方法", exact=True)).to_be_visible()
+    expect(page.get_by_text("差替発行の通知メール")).to_have_count(0)
+    page.locator("#row-import_method").get_by_label("差替").check()
+    for label in ("差替発行の通知メール", "差替発行の郵送依頼", "差替発行のFAX送信"):
+        expect(page.get_by_text(label, exact=True)).to_be_visible()
+    expect(page.get_by_text("発行方法", exact=True)).to_have_count(0)
+    page.locator("#row-skip_approval").get_by_label("する").check()
+    expect(page.get_by_text("発行方法", exact=True)).to_be_visible()
+    # The token typed before the re-renders is still in its field (only its value is never echoed by the server).
+    page.fill("#token", demo.token)
+    page.get_by_role("button", name="接続テスト").click()
+    expect(page.locator("#connection-result")).to_contain_text("接続に成功しました")
+    page.screenshot(path=str(SHOTS / "setting_form.png"), full_page=True)
+    page.get_by_role("button", name="確定").click()
+
+    expect(page.get_by_role("heading", name="楽楽明細連携設定")).to_be_visible()
+    row = page.locator("tr", has_text="請求書を差替(ブラウザ)")
+    expect(row).to_contain_text("帳票データ(CSV)")
+    expect(row).to_contain_text("設定済み(••••••••)")
+    assert demo.token not in page.content()
+
+    # Attach it to a menu: メニュー設定 › 設定 › システム連携設定 › 設定 → 処理, 追加, 確定.
+    page.goto(f"{live_server}/dbs/2/settings")
+    page.locator("tr", has_text="請求書一覧").get_by_role("link", name="設定").click()
+    page.get_by_role("link", name="設定", exact=True).click()
+    page.get_by_label("処理").select_option(label="請求書を差替(ブラウザ)(帳票データ(CSV))")
+    page.get_by_role("button", name="追加").click()
+    expect(page.locator("#menu-integrations-body")).to_contain_text("請求書を差替(ブラウザ)")
+    page.get_by_role("button", name="確定").click()
+    expect(page.locator(".flash-success")).to_contain_text("システム連携設定を保存しました")
+
+    page.get_by_role("complementary", name="左パネル").get_by_role("link", name="請求書一覧").click()
+    page.locator("summary", has_text="サブメニュー").click()
+    expect(page.get_by_role("menuitem", name=re.compile(re.escape("請求書を差替(ブラウザ)")))).to_be_visible()
+
+
+def test_run_from_the_record_list_watch_it_complete_and_download_the_csv(page, live_server, demo, worker):
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, live_server, "user", "user")
+    page.get_by_role("complementary", name="左パネル").get_by_role("link", name="楽楽明細 未連携顧客").click()
+    expect(page.locator("#record-count")).to_contain_text("30件中")
+    page.locator("summary", has_text="サブメニュー").click()
+    page.get_by_role("menuitem", name=re.compile("楽楽明細へ顧客を連携")).click()
+
+    dialog = page.locator("#run-dialog dialog")
+    expect(dialog).to_contain_text("メモ(任意)")
+    dialog.get_by_role("button", name="プレビュー").click()
+    expect(dialog).to_contain_text("プレビュー(送信はしていません)")
+    expect(dialog.locator(".csv-preview")).to_contain_text('"顧客コード","顧客名"')
+    dialog.locator("#memo").fill("ブラウザから実行")
+    dialog.get_by_role("button", name="実行").click()
+
+    progress = page.locator(".run-progress")
+    expect(progress).to_contain_text("完了", timeout=30_000)
+    expect(progress).to_contain_text("成功 30件")
+    page.screenshot(path=str(SHOTS / "run_completed.png"))
+    page.get_by_role("link", name="詳細を見る").click()
+
+    expect(page.locator("main")).to_contain_text("ブラウザから実行")
+    expect(page.locator(".card.call")).to_contain_text("完了")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=re.compile(r"run\d+_001\.csv")).click()
+    csv_bytes = Path(download_info.value.path()).read_bytes()
+    assert csv_bytes.decode("cp932").startswith('"顧客コード","顧客名"')
+    assert csv_bytes.count(b"\r\n") == 31
+    page.screenshot(path=str(SHOTS / "run_detail.png"), full_page=True)
+    assert [i["params"]["importProcessName"] for i in demo.imports()] == ["ブラウザから実行"]
