@@ -333,9 +333,9 @@ def test_menu_integration_settings_add_order_remove(app, login, setup):
     with app.app_context():
         first, second = [s.id for s in db.session.query(IntegrationSetting).order_by(IntegrationSetting.id)]
     menu_url = f"/dbs/{setup['database']}/menus/{setup['menu']}/integrations"
-    body = editor.post(menu_url, data={"setting_ids": [str(first)], "new_setting_id": str(second), "action": "add"}).get_data(as_text=True)
+    body = editor.post(menu_url, data={"setting_ids": [str(first)], "new_setting_id": str(second), "action": "add_setting"}).get_data(as_text=True)
     assert body.index("一つ目") < body.index("二つ目")
-    body = editor.post(menu_url, data={"setting_ids": [str(first), str(second)], "action": "up:1"}).get_data(as_text=True)
+    body = editor.post(menu_url, data={"setting_ids": [str(first), str(second)], "action": "up_setting:1"}).get_data(as_text=True)
     assert body.index("二つ目") < body.index("一つ目")
     with app.app_context():
         assert db.session.query(MenuIntegration).count() == 0  # nothing saved before 確定
@@ -371,7 +371,7 @@ SETTING_ROUTES = [
     ("POST", "{list}/{sid}/edit", {"name": ""}),
     ("POST", "{list}/connection-test", {"url": "http://127.0.0.1:9/x/", "token": "t"}),
     ("GET", "/dbs/{db}/menus/{menu}/integrations", None),
-    ("POST", "/dbs/{db}/menus/{menu}/integrations", {"action": "add"}),
+    ("POST", "/dbs/{db}/menus/{menu}/integrations", {"action": "add_setting"}),
     ("POST", "{list}/{sid}/delete", {}),
 ]
 

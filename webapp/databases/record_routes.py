@@ -6,6 +6,7 @@ from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user, login_required
 
 from ..core import render
+from ..core.rows import edit_rows
 from ..extensions import db
 from . import bp
 from .fieldtypes import FieldType, display_value
@@ -111,12 +112,7 @@ def _record_form_view(database: Database, record: Record | None):
         if action != "save":
             # Add or remove a 明細 row and re-render; nothing is saved.
             state = {k: v for k, v in form.data.items() if k != "csrf_token"}
-            rows = state.get("details", [])
-            verb, _, index = action.partition(":")
-            if verb == "add_row":
-                rows.append({})
-            elif verb == "remove_row" and index.isdigit() and int(index) < len(rows):
-                rows.pop(int(index))
+            edit_rows(state.get("details", []), action, "row", dict)
             form = form_class(formdata=None, data=state)
             return _render_record_form(database, record, form)
         if form.validate_on_submit() and _required_files_present(database, record, form):

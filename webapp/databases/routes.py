@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from ..core import htmx_redirect, render
 from ..core.permissions import Permission, permission_required
+from ..core.rows import edit_rows
 from ..extensions import db
 from . import bp
 from .fieldtypes import OPTION_TYPES, FieldType
@@ -247,21 +248,9 @@ def _menu_state_from(menu: Menu | None, database: Database) -> dict:
 
 def _apply_menu_action(state: dict, action: str) -> None:
     """Row edits that re-render the form without saving (add/remove/reorder columns and filters)."""
-    verb, _, index_text = action.partition(":")
-    index = int(index_text) if index_text.isdigit() else -1
-    columns, filters = state["columns"], state["filters"]
-    if verb == "add_column":
-        columns.append({"field_id": ""})
-    elif verb == "remove_column" and 0 <= index < len(columns):
-        columns.pop(index)
-    elif verb == "up_column" and 0 < index < len(columns):
-        columns[index - 1], columns[index] = columns[index], columns[index - 1]
-    elif verb == "down_column" and 0 <= index < len(columns) - 1:
-        columns[index + 1], columns[index] = columns[index], columns[index + 1]
-    elif verb == "add_filter":
-        filters.append({"field_id": "", "operator": "", "value": "", "value_to": "", "values": []})
-    elif verb == "remove_filter" and 0 <= index < len(filters):
-        filters.pop(index)
+    edit_rows(state["columns"], action, "column", lambda: {"field_id": ""})
+    edit_rows(state["filters"], action, "filter",
+              lambda: {"field_id": "", "operator": "", "value": "", "value_to": "", "values": []})
 
 
 def _menu_form_choices(form: MenuForm, database: Database, saving: bool) -> dict[str, Field]:

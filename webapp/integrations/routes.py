@@ -9,6 +9,7 @@ from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
 from ..core.crypto import TokenUnreadable
 from ..core.permissions import Permission, permission_required
+from ..core.rows import edit_rows
 from ..databases.models import Database
 from ..databases.routes import get_database, get_menu
 from ..extensions import db
@@ -113,12 +114,8 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
             # A controlling choice changed or a row was added/removed: re-render, save nothing.
             state = {k: v for k, v in form.data.items() if k not in ("csrf_token",)}
             state["token"] = ""  # never echo a typed token back into the page
-            rows = state.get("record_updates", [])
-            verb, _, index = action.partition(":")
-            if verb == "add_update" and len(rows) < RECORD_UPDATE_MAX:
-                rows.append({"field_id": "", "mode": "fixed", "value": ""})
-            elif verb == "remove_update" and index.isdigit() and int(index) < len(rows):
-                rows.pop(int(index))
+            edit_rows(state.get("record_updates", []), action, "update",
+                      lambda: {"field_id": "", "mode": "fixed", "value": ""}, max_rows=RECORD_UPDATE_MAX)
             form = IntegrationSettingForm(formdata=None, data=state, database=database, editing=editing)
         elif form.validate_on_submit():
             try:
@@ -194,19 +191,13 @@ def menu_integration_settings(database_id: int, menu_id: int):
     else:
         chosen = [int(v) for v in request.form.getlist("setting_ids") if v.isdigit()]
         action = request.form.get("action", "save")
-        verb, _, index_text = action.partition(":")
-        index = int(index_text) if index_text.isdigit() else -1
-        if verb == "add":
-            added = request.form.get("new_setting_id", type=int)
+        added = request.form.get("new_setting_id", type=int)
+        if action == "add_setting":
             if added and added not in chosen:
                 chosen.append(added)
-        elif verb == "remove" and 0 <= index < len(chosen):
-            chosen.pop(index)
-        elif verb == "up" and 0 < index < len(chosen):
-            chosen[index - 1], chosen[index] = chosen[index], chosen[index - 1]
-        elif verb == "down" and 0 <= index < len(chosen) - 1:
-            chosen[index + 1], chosen[index] = chosen[index], chosen[index + 1]
-        elif verb == "save":
+        elif edit_rows(chosen, action, "setting"):
+            pass
+        elif action == "save":
             try:
                 set_menu_integrations(menu, chosen)
             except IntegrationError as exc:
