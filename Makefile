@@ -25,7 +25,9 @@ $(STAMP): pyproject.toml
 system-packages:
 	@bash scripts/ensure_system_packages.sh
 
+# Generated PDFs embed the IPAex fonts from Debian's fonts-ipaexfont.
 run: venv
+	@bash scripts/ensure_system_packages.sh fonts-ipaexfont
 	$(VENV)/bin/python scripts/devrun.py
 
 test: venv system-packages

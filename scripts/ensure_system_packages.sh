@@ -2,11 +2,12 @@
 # Install the Debian packages the tests need when they are missing:
 #   chromium         the browser Playwright drives (its own browser download does not work here)
 #   fonts-ipaexfont  Japanese glyphs for rendered pages and generated PDFs
+# Arguments name a subset (make run needs only the fonts: ensure_system_packages.sh fonts-ipaexfont).
 # apt-get update runs only when something must be installed. Uses sudo when not root. Recommended
 # packages are kept (fonts-liberation etc.) so CI renders pages like a developer's machine.
 set -euo pipefail
 
-PACKAGES=(chromium fonts-ipaexfont)
+if [[ $# -gt 0 ]]; then PACKAGES=("$@"); else PACKAGES=(chromium fonts-ipaexfont); fi
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -18,7 +19,8 @@ for pkg in "${PACKAGES[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
 # A package marked installed whose binary is gone (e.g. removed by hand) gets reinstalled too.
-if [[ ! " ${missing[*]} " == *" chromium "* ]] && ! command -v /usr/bin/chromium >/dev/null; then
+if [[ " ${PACKAGES[*]} " == *" chromium "* && ! " ${missing[*]} " == *" chromium "* ]] \
+    && ! command -v /usr/bin/chromium >/dev/null; then
     missing+=(chromium)
     reinstall=(--reinstall)
 fi

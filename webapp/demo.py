@@ -106,7 +106,7 @@ def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_passw
         ("請求番号", "text", {"required": True}), ("顧客コード", "text", {"required": True}), ("取引先", "text", {}),
         ("請求日", "date", {"required": True}), ("請求金額", "number", {}), ("支払期限", "date", {}),
         ("件名", "text", {}), ("連携ステータス", "select", {"options": ["未連携", "連携済"]}),
-        ("連携日時", "datetime", {}), ("請求書PDF", "autofile", {}), ("備考", "textarea", {}),
+        ("連携日時", "datetime", {}), ("請求書PDF", "autofile", {"settings": {"template": "invoice"}}), ("備考", "textarea", {}),
     ]:
         v[name] = add_field(invoices_db, FieldSpec(name=name, field_type=kind, **extra))
     for name, kind in [("品名", "text"), ("数量", "number"), ("単価", "number"), ("金額", "number"), ("税率", "select")]:
@@ -118,14 +118,16 @@ def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_passw
     for number in range(1, invoice_count + 1):
         customer = customers[rng.randrange(len(customers))]
         issued = start + timedelta(days=30 * rng.randint(0, 7))
-        details, total = [], 0
+        details, base_by_rate = [], {}
         for _ in range(rng.randint(1, 4)):
             item, price, rate = rng.choice(ITEMS)
             quantity = rng.randint(1, 12)
             amount = price * quantity
-            total += amount + amount * rate // 100
+            base_by_rate[rate] = base_by_rate.get(rate, 0) + amount
             details.append({v["品名"].key: item, v["数量"].key: quantity, v["単価"].key: price,
                             v["金額"].key: amount, v["税率"].key: f"{rate}%"})
+        # As the 請求書PDF prints it: tax rounded down once per rate per invoice (インボイス制度), not per line.
+        total = sum(base + base * rate // 100 for rate, base in base_by_rate.items())
         data = {
             v["請求番号"].key: f"INV-{issued:%Y%m}-{number:05d}",
             v["顧客コード"].key: customer["顧客コード"],

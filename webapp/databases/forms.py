@@ -47,6 +47,8 @@ class FieldForm(BaseForm):
         validators=[Length(max=5000, message="5000文字以内で入力してください。")],
     )
     help_text = StringField("説明文", validators=[Length(max=500, message="500文字以内で入力してください。")])
+    # 自動生成ファイル only; choices are the template files found (set by the view).
+    template = SelectField("帳票テンプレート", choices=[], validate_choice=False)
 
 
 class ColumnRowForm(Form):

@@ -142,7 +142,12 @@ def database_delete(database_id: int):
 # ---- fields --------------------------------------------------------------------------------------------
 
 
-def _field_spec(form: FieldForm) -> FieldSpec:
+def _field_spec(form: FieldForm, editing: Field | None = None) -> FieldSpec:
+    settings = dict(editing.settings or {}) if editing else {}
+    if form.field_type.data == FieldType.AUTOFILE:
+        if form.template.data not in {key for key, _ in form.template.choices}:
+            raise DatabaseError("帳票テンプレートを選んでください。", "template")
+        settings["template"] = form.template.data
     return FieldSpec(
         name=form.name.data,
         field_type=form.field_type.data,
@@ -151,7 +156,17 @@ def _field_spec(form: FieldForm) -> FieldSpec:
         options=(form.options.data or "").splitlines(),
         origin=form.origin.data or "input",
         help_text=form.help_text.data or "",
+        settings=settings,
     )
+
+
+def _template_choices(form: FieldForm, editing: Field | None = None) -> None:
+    """The document templates a 自動生成ファイル field may use (files under webapp/documents/templates_pdf …)."""
+    from ..documents.document_templates import DEFAULT_TEMPLATE, available_templates, template_key_of
+
+    form.template.choices = [(t.key, t.name) for t in available_templates()]
+    if request.method == "GET":
+        form.template.data = template_key_of(editing) if editing else DEFAULT_TEMPLATE
 
 
 @bp.route("/dbs/<int:database_id>/fields/new", methods=["GET", "POST"])
@@ -159,6 +174,7 @@ def _field_spec(form: FieldForm) -> FieldSpec:
 def field_new(database_id: int):
     database = get_database(database_id)
     form = FieldForm()
+    _template_choices(form)
     if form.validate_on_submit():
         try:
             new_field = add_field(database, _field_spec(form))
@@ -181,9 +197,10 @@ def field_edit(database_id: int, field_id: int):
         form.options.data = "\n".join(editing.options)
     # Type and placement are fixed after creation; the form shows them read-only.
     form.field_type.data, form.placement.data = editing.field_type, editing.placement
+    _template_choices(form, editing)
     if form.validate_on_submit():
         try:
-            update_field(editing, _field_spec(form))
+            update_field(editing, _field_spec(form, editing))
         except DatabaseError as exc:
             db.session.rollback()
             _report(form, exc)

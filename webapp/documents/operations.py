@@ -278,6 +278,13 @@ class DocumentState:
     template_name: str = ""
     message: str = ""
 
+    @property
+    def generated_at(self) -> datetime | None:
+        try:
+            return datetime.fromisoformat(self.value["generated_at"].replace("Z", "+00:00"))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            return None
+
 
 def document_state(record: Record, target: Field) -> DocumentState:
     value = record.data.get(target.key)
