@@ -47,9 +47,10 @@ class _Pen:
         if not text:
             return
         c = self.canvas
-        if max_width:
-            text, size = fit(text, self.font, size, max_width, min_size)
         width = stringWidth(text, self.font, size)
+        if max_width and width > max_width:
+            text, size = fit(text, self.font, size, max_width, min_size)
+            width = stringWidth(text, self.font, size)
         if align == "right":
             x -= width
         elif align == "center":
