@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 from rq_scheduler import Scheduler
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from webapp.core.clock import as_utc, utcnow
 from webapp.extensions import db
@@ -42,14 +43,32 @@ CODE_AND_NAME_FORMAT = 2
 
 @pytest.fixture
 def own_queue(app):
-    """This test's own RQ queue names (other tests' leftover jobs must not reach our workers)."""
+    """This test's own RQ queues, and run ids from a random offset: RQ job ids are run-<id>, and another test
+    session on the same Redis DB must neither reach our workers nor share our job ids. Purged after."""
     from webapp.timers.scheduler import dispatch_queue_name
 
     app.config["RQ_QUEUE"] = f"timers-test-{uuid.uuid4().hex[:10]}"
-    connection = Redis.from_url(app.config["REDIS_URL"])
+    first_id = random.randrange(10**6, 10**9)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("SELECT setval('runs_id_seq', :n)"), {"n": first_id})
+        else:
+            db.session.execute(text("INSERT INTO sqlite_sequence (name, seq) VALUES ('runs', :n)"), {"n": first_id})
+        db.session.commit()
     yield app.config["RQ_QUEUE"]
-    for name in (app.config["RQ_QUEUE"], dispatch_queue_name(app.config)):
-        Queue(name, connection=connection).delete(delete_jobs=True)
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    names = (app.config["RQ_QUEUE"], dispatch_queue_name(app.config))
+    for name in names:
+        queue = Queue(name, connection=connection)
+        registries = (queue.started_job_registry, queue.finished_job_registry, queue.failed_job_registry,
+                      queue.deferred_job_registry, queue.scheduled_job_registry, queue.canceled_job_registry)
+        for job_id in set(queue.job_ids).union(*(registry.get_job_ids() for registry in registries)):
+            if (connection.hget(f"rq:job:{job_id}", "origin") or name.encode()).decode() in names:
+                connection.delete(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:job:{job_id}:dependents",
+                                  f"rq:job:{job_id}:dependencies")
+        queue.delete(delete_jobs=True)
+        for key in connection.scan_iter(match=f"rq:*{name}*"):
+            connection.delete(key)
 
 
 def build_customers(app, base_url: str, token: str, groups=(("S", 10), ("M", 100), ("L", 890))) -> dict:
