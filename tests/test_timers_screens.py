@@ -209,3 +209,33 @@ def test_history_shows_last_fired_and_every_slot_outcome(app, login, urls, setti
 def test_unknown_setting_is_a_japanese_404(app, login, sample):
     response = login("editor").get(f"/dbs/{sample['database']}/integrations/9999/timer")
     assert response.status_code == 404 and "楽楽明細連携設定は存在しない" in response.get_data(as_text=True)
+
+
+def test_a_menu_no_longer_attached_is_kept_visible_and_must_be_chosen_again(app, login, urls, sample):
+    """Saving must never silently widen a timer from one menu to every record of the DB."""
+    from webapp.databases.models import Menu
+    from webapp.integrations.operations import set_menu_integrations
+
+    editor = login("editor")
+    editor.post(urls["timer"], data=form(menu_id=str(sample["menu"])))
+    with app.app_context():
+        set_menu_integrations(db.session.get(Menu, sample["menu"]), [])
+    page = editor.get(urls["timer"]).get_data(as_text=True)
+    assert f'<option selected value="{sample["menu"]}">請求書一覧(この連携が追加されていないメニュー)</option>' in page
+    html = editor.post(urls["timer"], data=form(menu_id=str(sample["menu"]), priority="4")).get_data(as_text=True)
+    assert "この連携を追加したメニューから選んでください" in html
+    with app.app_context():
+        timer = db.session.execute(select(Timer)).scalar_one()
+        assert (timer.menu_id, timer.priority) == (sample["menu"], 0)
+
+
+def test_a_deleted_menu_is_reported_on_the_timer_screen(app, login, urls, sample):
+    from webapp.databases.models import Menu
+
+    editor = login("editor")
+    editor.post(urls["timer"], data=form(menu_id=str(sample["menu"])))
+    with app.app_context():
+        db.session.delete(db.session.get(Menu, sample["menu"]))
+        db.session.commit()
+    page = editor.get(urls["timer"]).get_data(as_text=True)
+    assert "メニュー設定のメニュー「請求書一覧」が削除されたため" in page

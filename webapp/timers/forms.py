@@ -36,9 +36,9 @@ class TimerForm(BaseForm):
     month_day = SelectField("日", choices=[(str(d), f"{d}日") for d in range(1, 32)] + [(LAST_DAY, LAST_DAY_LABEL)],
                             default="1", validate_choice=False)
 
-    def __init__(self, *args, menus=(), **kwargs):
+    def __init__(self, *args, menus: list[tuple[int, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        self.menu_id.choices = [("", "指定しない(全レコード・全項目)")] + [(str(m.id), m.name) for m in menus]
+        self.menu_id.choices = [("", "指定しない(全レコード・全項目)")] + [(str(i), name) for i, name in menus]
         self.values: TimerValues | None = None
 
     @property

@@ -128,7 +128,13 @@ def save_timer(setting: IntegrationSetting, values: TimerValues, now: datetime |
         timer.checked_through = now
     if current_user and current_user.is_authenticated:
         timer.updated_by_id = current_user.id
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Someone created this setting's timer at the same moment (one timer per setting).
+        db.session.rollback()
+        raise TimerError("同じ連携のタイマー設定が同時に保存されました。画面を再読み込みして内容を確認してから、"
+                         "もう一度確定してください。") from None
     changes = diff(before, snapshot(timer))
     if previous is None or changes:
         audit("create" if previous is None else "update", "タイマー設定", timer.id, setting.name, changes)
