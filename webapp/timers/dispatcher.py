@@ -81,7 +81,6 @@ def dispatch(now: datetime | None = None, *, enqueue: bool = True) -> DispatchRe
     With enqueue=False the runs are only created (queued); the caller executes them (tests, CLI without Redis).
     """
     now = as_utc(now) if now else utcnow()
-    beat(now)
     if enqueue:
         try:
             recover_runs()
@@ -91,8 +90,14 @@ def dispatch(now: datetime | None = None, *, enqueue: bool = True) -> DispatchRe
     result = DispatchResult()
     timers = _enabled_timers()
     due: list[Due] = []
+    looked_at = []
     for timer in timers:
-        due.extend(_collect(timer, now, result))
+        try:
+            due.extend(_collect(timer, now, result))
+            looked_at.append(timer)
+        except Exception:  # one broken timer must not stop the others; it is looked at again next minute
+            db.session.rollback()
+            log.exception("timer %s: reading its schedule failed", timer.id)
     for item in due:
         _count_records(item)
     # 楽楽販売's rule: higher priority first; equal priority → fewer records first.
@@ -113,8 +118,10 @@ def dispatch(now: datetime | None = None, *, enqueue: bool = True) -> DispatchRe
             result.runs.append(outcome.id)
             if enqueue:
                 previous_job = _enqueue(outcome, previous_job)
-    for timer in timers:
+    for timer in looked_at:
         _advance(timer, now)
+    # Written last: a dispatcher that keeps failing shows as a stale heartbeat.
+    beat(now, str(result)[:200])
     log.info("timer dispatch at %s: %s", now.isoformat(timespec="seconds"), result)
     return result
 
@@ -128,7 +135,8 @@ def _enabled_timers() -> list[Timer]:
 
 def _collect(timer: Timer, now: datetime, result: DispatchResult) -> list[Due]:
     """The timer's slots in (checked_through, now]: due ones returned, missed ones recorded."""
-    instants = occurrences(timer.schedule, as_utc(timer.checked_through), now, local_tz())
+    # Only the newest ones matter: older missed slots beyond the limit are not recorded.
+    instants = occurrences(timer.schedule, as_utc(timer.checked_through), now, local_tz())[-MISSED_RECORD_LIMIT:]
     if not instants:
         return []
     existing = set(
@@ -147,7 +155,7 @@ def _collect(timer: Timer, now: datetime, result: DispatchResult) -> list[Due]:
             missed.append(moment)
         else:
             due.append(Due(timer, moment, catch_up=moment < on_time_from))
-    for moment in missed[-MISSED_RECORD_LIMIT:]:
+    for moment in missed:
         if _insert_slot(TimerSlot(
             timer_id=timer.id, scheduled_at=moment, outcome=SlotOutcome.MISSED, handled_at=now,
             message="スケジューラまたはワーカーが停止していたため実行しませんでした(1時間以上前の予定は実行しません)。",
