@@ -508,3 +508,18 @@ def test_real_scheduler_and_worker_fire_a_timer_due_next_minute(app, world, own_
     assert timedelta(0) <= as_utc(run.created_at) - slot < timedelta(seconds=30)
     slots = slots_of(app, timer_id)
     assert [(as_utc(x.scheduled_at), x.outcome, x.run_id) for x in slots] == [(slot, "run", run.id)]
+
+
+def test_cli_lists_timers_and_dispatches_once_by_hand(app, world):
+    s, m = world["settings"], world["menus"]
+    now = utcnow()
+    slot = now.replace(second=0, microsecond=0) - timedelta(minutes=10)
+    make_timer(app, s["Sグループ"], menu_id=m["Sグループ"], priority=3, at=slot.astimezone(TOKYO).time(),
+               saved_at=now - timedelta(minutes=20))
+    runner = app.test_cli_runner()
+    listing = runner.invoke(args=["timers", "list"])
+    assert listing.exit_code == 0 and "優先度   3" in listing.output and "顧客連携 Sグループ" in listing.output
+    dispatched = runner.invoke(args=["timers", "dispatch", "--no-enqueue"])
+    assert dispatched.exit_code == 0, dispatched.output
+    assert "実行 1件" in dispatched.output and "completed" in dispatched.output
+    assert "実行 0件" in runner.invoke(args=["timers", "dispatch", "--no-enqueue"]).output

@@ -239,3 +239,17 @@ def test_a_deleted_menu_is_reported_on_the_timer_screen(app, login, urls, sample
         db.session.commit()
     page = editor.get(urls["timer"]).get_data(as_text=True)
     assert "メニュー設定のメニュー「請求書一覧」が削除されたため" in page
+
+
+def test_the_screen_warns_when_the_scheduler_is_not_running(app, login, urls):
+    from webapp.core.clock import utcnow
+    from webapp.timers.operations import beat
+
+    editor = login("editor")
+    assert "タイマーのスケジューラが動いていない" in editor.get(urls["timer"]).get_data(as_text=True)
+    with app.app_context():
+        beat(utcnow() - timedelta(minutes=5))
+    assert "タイマーのスケジューラが動いていない" in editor.get(urls["timer"]).get_data(as_text=True)
+    with app.app_context():
+        beat(utcnow())
+    assert "タイマーのスケジューラが動いていない" not in editor.get(urls["timer"]).get_data(as_text=True)

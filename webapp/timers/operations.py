@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -24,6 +24,8 @@ PRIORITY_MAX = 999
 NEXT_RUN_COUNT = 5
 HISTORY_LENGTH = 10
 HEARTBEAT_NAME = "timer-dispatcher"
+# The dispatcher beats every minute; older than this, timers are not firing.
+HEARTBEAT_MAX_AGE = timedelta(minutes=2)
 
 
 class TimerError(ValueError):

@@ -14,11 +14,13 @@ from . import bp
 from .forms import TimerForm
 from .models import Timer
 from .operations import (
+    HEARTBEAT_MAX_AGE,
     NEXT_RUN_COUNT,
     PRIORITY_MAX,
     PRIORITY_MIN,
     TimerError,
     last_fired,
+    last_heartbeat,
     menu_choices,
     recent_slots,
     save_timer,
@@ -71,11 +73,13 @@ def timer_settings(database_id: int, setting_id: int):
                 return htmx_redirect(url_for("timers.timer_settings", database_id=database.id, setting_id=setting.id))
         # Otherwise the schedule kind changed (htmx refresh) or a check failed: render again, nothing saved.
     now = utcnow()
+    heartbeat = last_heartbeat()
     return render(
         "timers/timer_form.html", block="timer_form_body", database=database, setting=setting, timer=timer,
         form=form, menus=menus, tz=tz_label(current_app.config["TIMEZONE"]), next_count=NEXT_RUN_COUNT,
         next_runs=upcoming(timer, now) if timer else [], last=last_fired(timer) if timer else None,
         slots=recent_slots(timer) if timer else [], PRIORITY_MIN=PRIORITY_MIN, PRIORITY_MAX=PRIORITY_MAX,
+        heartbeat=heartbeat, scheduler_stale=heartbeat is None or now - heartbeat > HEARTBEAT_MAX_AGE,
     )
 
 
