@@ -60,6 +60,7 @@ CUSTOMER_COLUMNS = ["顧客コード", "顧客名", "郵便番号", "住所1", "
 REPORT_HEADER_FIELDS = [("顧客コード", "text"), ("請求番号", "text"), ("請求日", "date"), ("請求金額", "number"),
                         ("取引先", "text"), ("件名", "text")]
 REPORT_DETAIL_FIELDS = [("品名", "text"), ("数量", "number"), ("単価", "number"), ("金額", "number")]
+LOAD_AT_START = os.getloadavg()
 REPORT_COLUMNS = ["顧客コード", "請求番号", "請求日", "請求金額", "取引先", "件名", "品名", "数量", "単価", "金額"]
 
 
@@ -573,6 +574,9 @@ def machine_lines(dialect: str, server_version: str, poll: tuple[float, float]) 
         f"DB backend      {backend}",
         "emulator        python -m meisai_emulator, own process, import delay 0, SQLite; Redis DB 14 for the queue",
         f"polling         RUN_POLL_FIRST_INTERVAL {poll[0]:g} s, RUN_POLL_MAX_INTERVAL {poll[1]:g} s (x1.5 per poll)",
+        f"load average    {' / '.join(f'{x:.2f}' for x in LOAD_AT_START)} at start, "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} at the end (1/5/15 min; > 0.5 means other work shared "
+        "the 2 cores)",
     ]
 
 
