@@ -38,7 +38,7 @@ def free_port() -> int:
 @pytest.fixture
 def app(tmp_path):
     from webapp import create_app
-    from webapp.extensions import db
+    from webapp.extensions import db, limiter
 
     database_url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
     if database_url.startswith("postgresql://"):
@@ -59,12 +59,15 @@ def app(tmp_path):
             "RUN_RETRY_BASE_DELAY": 0.05,
             "RUN_RETRY_TOTAL_SECONDS": 5,
             "RQ_QUEUE": f"test-{os.getpid()}",
+            # Login throttling on the test Redis (its counts are cleared for every test below).
+            "RATELIMIT_STORAGE_URI": TEST_REDIS_URL,
         },
         instance_path=str(tmp_path / "instance"),
     )
     with app.app_context():
         db.drop_all()
         db.create_all()
+        limiter.reset()  # a lockout provoked by one test must not lock out the next
     yield app
     with app.app_context():
         db.session.remove()
@@ -83,11 +86,11 @@ def users(app):
     from webapp.auth.operations import create_user
 
     with app.app_context():
-        admin = create_user("admin", "admin-pass-1", display_name="管理 太郎", is_admin=True)
+        admin = create_user("admin", "Tokyo-pass-2026", display_name="管理 太郎", is_admin=True)
         editor = create_user(
-            "editor", "editor-pass-1", display_name="設定 花子", can_db_settings=True, can_system_integration=True
+            "editor", "Osaka-pass-2026", display_name="設定 花子", can_db_settings=True, can_system_integration=True
         )
-        plain = create_user("plain", "plain-pass-1", display_name="一般 次郎")
+        plain = create_user("plain", "Nagoya-pass-2026", display_name="一般 次郎")
         return {"admin": admin.id, "editor": editor.id, "plain": plain.id}
 
 
@@ -234,7 +237,7 @@ def demo(app, emulator, smtp_server, monkeypatch):
     monkeypatch.setenv("MEISAI_EMULATOR_URL", emulator.base_url)
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
     with app.app_context():
-        assert seed_demo(customer_count=30, invoice_count=20, admin_password="admin-pass-1")
+        assert seed_demo(customer_count=30, invoice_count=20, admin_password="Tokyo-pass-2026")
     return emulator
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-PASSWORDS = {"admin": "admin-pass-1", "editor": "editor-pass-1", "plain": "plain-pass-1",
-             "only_db": "only-db-pass", "only_sys": "only-sys-pass", "user": "user", "keiri": "keiri"}
+PASSWORDS = {"admin": "Tokyo-pass-2026", "editor": "Osaka-pass-2026", "plain": "Nagoya-pass-2026",
+             "only_db": "only-db-pass-1", "only_sys": "only-sys-pass-1", "user": "user", "keiri": "keiri"}
 
 
 def csrf_token_from(html: str) -> str:

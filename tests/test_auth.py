@@ -21,7 +21,7 @@ def test_wrong_password_shows_japanese_error_and_stays_logged_out(client, users)
 
 def test_login_sets_httponly_samesite_session_cookie(client, users):
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "admin", "password": "admin-pass-1", "csrf_token": token})
+    response = client.post("/login", data={"username": "admin", "password": "Tokyo-pass-2026", "csrf_token": token})
     assert response.status_code == 302
     cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
     assert "HttpOnly" in cookie
@@ -31,13 +31,13 @@ def test_login_sets_httponly_samesite_session_cookie(client, users):
 def test_login_redirects_only_to_local_next(client, users):
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
     response = client.post(
-        "/login?next=https://evil.example/", data={"username": "admin", "password": "admin-pass-1", "csrf_token": token}
+        "/login?next=https://evil.example/", data={"username": "admin", "password": "Tokyo-pass-2026", "csrf_token": token}
     )
     assert response.location == "/"
 
 
 def test_login_form_without_csrf_token_is_refused(client, users):
-    response = client.post("/login", data={"username": "admin", "password": "admin-pass-1"})
+    response = client.post("/login", data={"username": "admin", "password": "Tokyo-pass-2026"})
     assert response.status_code == 400
     assert "再読み込み" in response.get_data(as_text=True)
 
@@ -55,29 +55,29 @@ def test_password_is_stored_hashed(app, users):
 
     with app.app_context():
         user = db.session.get(User, users["admin"])
-        assert "admin-pass-1" not in user.password_hash
-        assert user.check_password("admin-pass-1")
+        assert "Tokyo-pass-2026" not in user.password_hash
+        assert user.check_password("Tokyo-pass-2026")
 
 
 def test_create_admin_command_creates_an_administrator(app):
     from webapp.auth.operations import find_user
 
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["create-admin", "boss", "--email", "boss@example.jp"], input="long-password\nlong-password\n")
+    result = runner.invoke(args=["create-admin", "boss", "--email", "boss@example.jp"], input="long-password-1\nlong-password-1\n")
     assert result.exit_code == 0, result.output
     assert "管理者「boss」を作成しました。" in result.output
     with app.app_context():
         user = find_user("boss")
-        assert user.is_admin and user.check_password("long-password")
-        assert "long-password" not in result.output
+        assert user.is_admin and user.check_password("long-password-1")
+        assert "long-password-1" not in result.output
 
 
 def test_create_admin_refuses_short_password_and_duplicate(app, users):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-admin", "boss"], input="short\nshort\n")
     assert result.exit_code != 0
-    assert "8文字以上" in result.output
-    result = runner.invoke(args=["create-admin", "admin"], input="long-password\nlong-password\n")
+    assert "10文字以上" in result.output
+    result = runner.invoke(args=["create-admin", "admin"], input="long-password-1\nlong-password-1\n")
     assert result.exit_code != 0
     assert "既に使われています" in result.output
 

@@ -504,7 +504,7 @@ def test_demo_invoices_use_the_template_and_totals_agree(app):
     from webapp.documents.operations import ensure_pdf
 
     with app.app_context():
-        assert seed_demo(customer_count=10, invoice_count=12, admin_password="admin-pass-1")
+        assert seed_demo(customer_count=10, invoice_count=12, admin_password="Tokyo-pass-2026")
         files = Path(app.config["FILES_DIR"])
         assert not files.exists() or not any(files.rglob("*.pdf"))  # the seed stays fast: PDFs come on first use
         database = db.session.execute(select(Database).where(Database.name == "請求書")).scalar_one()

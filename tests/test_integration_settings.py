@@ -390,8 +390,8 @@ def test_settings_permission_matrix(app, login, setup, users, role, allowed, ind
         s = save_setting(db.session.get(Database, setup["database"]), SettingValues(
             name="x", base_url="https://a.eco-serv.jp/a/", token="t0123456789", data_kind=DataKind.CUSTOMER))
         sid = s.id
-        create_user("only_db", "only-db-pass", can_db_settings=True)
-        create_user("only_sys", "only-sys-pass", can_system_integration=True)
+        create_user("only_db", "only-db-pass-1", can_db_settings=True)
+        create_user("only_sys", "only-sys-pass-1", can_system_integration=True)
     method, pattern, data = SETTING_ROUTES[index]
     path = pattern.format(list=url(setup), sid=sid, db=setup["database"], menu=setup["menu"])
     user = login(role)

@@ -70,11 +70,11 @@ def new_run(app):
 
 
 def test_maintenance_during_polling_is_waited_out(app, demo):
-    demo.set_faults(state_latency_ms=300)
+    demo.set_faults(import_delay_s=2.0)  # the import stays 取込中 long enough to poll through maintenance
     run_id = new_run(app)
     thread = run_in_thread(app, run_id)
     wait_for(lambda: call_status(app, run_id) == CallStatus.ACCEPTED)
-    demo.set_faults(maintenance="json", state_latency_ms=0)
+    demo.set_faults(maintenance="json")
     time.sleep(0.6)  # several polls answered 503
     demo.reset_faults()
     thread.join(timeout=30)

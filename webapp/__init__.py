@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from .config import load_config
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -27,11 +27,13 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
 
     from . import models  # noqa: F401  (register every model on the metadata)
     from .auth import bp as auth_bp
     from .auth.cli import register_cli as register_auth_cli
     from .core import register_core
+    from .core.security import register_security
     from .databases import bp as databases_bp
     from .demo import register_cli as register_demo_cli
     from .integrations import bp as integrations_bp
@@ -41,6 +43,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .timers.cli import register_cli as register_timers_cli
 
     register_core(app)
+    register_security(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(databases_bp)
     app.register_blueprint(integrations_bp)

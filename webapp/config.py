@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -60,6 +61,19 @@ def load_config(instance_path: Path) -> dict:
         "TIMEZONE": os.environ.get("TZ", "Asia/Tokyo") or "Asia/Tokyo",
         "FILES_DIR": os.environ.get("FILES_DIR", str(instance_path / "files")),
         "APP_ENV": os.environ.get("APP_ENV", "production"),
+        # Logged-in sessions end after this many idle hours.
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=float(os.environ.get("SESSION_HOURS", "8"))),
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        # Behind a TLS-terminating reverse proxy: trust one hop of X-Forwarded-* (see README, deploy/).
+        "PROXY_FIX": _bool("PROXY_FIX", False),
+        # Login throttling (Flask-Limiter on Redis): failed logins per address and user name.
+        "LOGIN_FAILURE_LIMIT": os.environ.get("LOGIN_FAILURE_LIMIT", "5 per 15 minutes"),
+        "LOGIN_ADDRESS_LIMIT": os.environ.get("LOGIN_ADDRESS_LIMIT", "50 per 15 minutes"),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")),
+        "RATELIMIT_KEY_PREFIX": "meisai-renkei",
+        # Without Redis, logins still work, throttled per process in memory.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

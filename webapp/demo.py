@@ -70,11 +70,14 @@ def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_passw
         return False
     rng = random.Random(20261124)
     admin_password = admin_password or os.environ.get("DEMO_ADMIN_PASSWORD") or "admin"
-    create_user("admin", admin_password, display_name="管理 太郎", email="admin@example.co.jp", is_admin=True)
+    # Demo logins are short on purpose (README); real users get the password rules.
+    create_user("admin", admin_password, display_name="管理 太郎", email="admin@example.co.jp", is_admin=True,
+                enforce_password_rules=False)
     create_user("user", os.environ.get("DEMO_USER_PASSWORD") or "user", display_name="営業 花子",
-                email="user@example.co.jp")
+                email="user@example.co.jp", enforce_password_rules=False)
     create_user("keiri", os.environ.get("DEMO_USER_PASSWORD") or "keiri", display_name="経理 次郎",
-                email="keiri@example.co.jp", can_db_settings=True, can_system_integration=True)
+                email="keiri@example.co.jp", can_db_settings=True, can_system_integration=True,
+                enforce_password_rules=False)
 
     customers_db = create_database("顧客", "「楽楽明細」へ連携する顧客マスタです。")
     c = {}

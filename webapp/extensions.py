@@ -2,6 +2,8 @@
 
 import sqlite3
 
+from flask import request
+from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -22,6 +24,8 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Storage (Redis), key prefix and fallback come from RATELIMIT_* in the config.
+limiter = Limiter(key_func=lambda: request.remote_addr or "-")
 
 
 @event.listens_for(Engine, "connect")

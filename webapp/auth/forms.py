@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp, ValidationError
 
 from ..core.forms import BaseForm
-from .operations import PASSWORD_MIN_LENGTH
+from .operations import PASSWORD_MIN_LENGTH, password_problem
 
 
 class LoginForm(BaseForm):
@@ -37,7 +37,13 @@ class UserForm(BaseForm):
             DataRequired(message="パスワードを入力してください。"),
             Length(min=PASSWORD_MIN_LENGTH, max=128, message=f"パスワードは{PASSWORD_MIN_LENGTH}文字以上で入力してください。"),
         ],
+        description=f"{PASSWORD_MIN_LENGTH}文字以上で、英字と数字の両方を含めてください(ユーザ名を含むもの、よく使われるものは使えません)。",
     )
+
+    def validate_password(self, field):
+        problem = password_problem(field.data or "", self.username.data or "")
+        if problem:
+            raise ValidationError(problem)
     password_confirm = PasswordField(
         "パスワード(確認)", validators=[EqualTo("password", message="確認用パスワードが一致しません。")]
     )

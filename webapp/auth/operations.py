@@ -7,11 +7,29 @@ from sqlalchemy import func, select
 from ..extensions import db
 from .models import User
 
-PASSWORD_MIN_LENGTH = 8
+PASSWORD_MIN_LENGTH = 10
+# Passwords seen in every breach list; refused whatever their length.
+COMMON_PASSWORDS = {"password", "password1", "password123", "1234567890", "qwertyuiop", "administrator",
+                    "admin12345", "iloveyou12", "abcdefghij", "0123456789"}
 
 
 class UserError(ValueError):
     """A user change that cannot be made; the message is Japanese and shown as is."""
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """Why a new password is refused (Japanese), or None when it follows the rules."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"パスワードは{PASSWORD_MIN_LENGTH}文字以上にしてください。"
+    if len(password) > 128:
+        return "パスワードは128文字以内にしてください。"
+    if not any(c.isalpha() for c in password) or not any(c.isdigit() for c in password):
+        return "パスワードには英字と数字の両方を含めてください。"
+    if username and username.strip().lower() in password.lower():
+        return "パスワードにユーザ名を含めないでください。"
+    if password.lower() in COMMON_PASSWORDS:
+        return "よく使われるパスワードは使えません。推測されにくいものにしてください。"
+    return None
 
 
 def find_user(username: str) -> User | None:
@@ -29,10 +47,15 @@ def create_user(
     is_admin: bool = False,
     can_db_settings: bool = False,
     can_system_integration: bool = False,
+    enforce_password_rules: bool = True,
 ) -> User:
+    """Create a user. Only the demo seed skips the password rules (its admin/admin is asked for by design)."""
     username = username.strip()
     if not username:
         raise UserError("ユーザ名を入力してください。")
+    problem = password_problem(password, username) if enforce_password_rules else None
+    if problem:
+        raise UserError(problem)
     if find_user(username):
         raise UserError(f"ユーザ名「{username}」は既に使われています。")
     user = User(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
 from ..core.permissions import Permission, permission_required
-from ..extensions import db, login_manager
+from ..extensions import db, limiter, login_manager
 from . import bp
 from .forms import GlobalPermissionForm, LoginForm, UserForm
 from .models import User
@@ -32,7 +32,25 @@ def _safe_next(target: str | None) -> str:
     return url_for("databases.home")
 
 
+def _login_key() -> str:
+    username = (request.form.get("username") or "").strip().lower()[:64]
+    return f"login:{request.remote_addr}:{username}"
+
+
+def _failed_login(response) -> bool:
+    # Only failures count toward the lockout: a successful login answers with a redirect.
+    return response.status_code != 302
+
+
+LOCKED_OUT = ("ログインに続けて失敗したため、このユーザ名でのログインを一時的に停止しています。"
+              "15分ほど待ってからお試しください。パスワードが分からない場合は管理者に連絡してください。")
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_FAILURE_LIMIT"], key_func=_login_key, methods=["POST"],
+               deduct_when=_failed_login, error_message=LOCKED_OUT)
+@limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_LIMIT"], methods=["POST"], deduct_when=_failed_login,
+               error_message=LOCKED_OUT, scope="login-address")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("databases.home"))
@@ -40,7 +58,9 @@ def login():
     if form.validate_on_submit():
         user = find_user(form.username.data)
         if user and user.is_active and user.check_password(form.password.data):
+            session.clear()  # a fresh session at login: nothing from before survives (fixation)
             login_user(user)
+            session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME of inactivity
             return redirect(_safe_next(request.args.get("next")))
         form.password.errors.append("ユーザ名またはパスワードが正しくありません。")
     return render_template("auth/login.html", form=form)
@@ -89,7 +109,8 @@ def user_new():
                 is_admin=form.is_admin.data,
             )
         except UserError as exc:
-            form.username.errors.append(str(exc))
+            target = form.password if "パスワード" in str(exc) else form.username
+            target.errors.append(str(exc))
         else:
             flash(f"ユーザ「{user.username}」を追加しました。権限はこの画面で設定できます。", "success")
             return redirect(url_for("auth.permission_edit", user_id=user.id))

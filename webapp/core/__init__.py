@@ -24,6 +24,7 @@ ERROR_TITLES = {
     404: "ページが見つかりません",
     405: "この操作はできません",
     413: "ファイルが大きすぎます",
+    429: "しばらくお待ちください",
     500: "システムエラーが発生しました",
 }
 ERROR_DEFAULT_MESSAGES = {
@@ -32,6 +33,7 @@ ERROR_DEFAULT_MESSAGES = {
     404: "指定されたデータは存在しないか、削除されました。",
     405: "この画面ではその操作はできません。",
     413: "アップロードできるファイルの大きさを超えています。",
+    429: "短い時間に操作が集中したため、受け付けを一時停止しています。しばらく待ってからお試しください。",
     500: "処理中に問題が発生しました。時間をおいて再度お試しください。解決しない場合は管理者に連絡してください。",
 }
 
@@ -71,7 +73,7 @@ def register_core(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        description = error.description if status in (403, 404) and _is_own_message(error) else None
+        description = error.description if status in (403, 404, 429) and _is_own_message(error) else None
         return _render_error(status, description)
 
     @app.errorhandler(Exception)
