@@ -20,7 +20,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Dependency
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import as_utc, utcnow
@@ -283,9 +283,9 @@ def _insert_slot(slot: TimerSlot) -> bool:
 
 def _advance(timer: Timer, now: datetime) -> None:
     """Everything up to now has been looked at (never moves backwards: a late dispatcher changes nothing)."""
-    if as_utc(timer.checked_through) < now:
-        timer.checked_through = now
-        db.session.commit()
+    db.session.execute(update(Timer).where(Timer.id == timer.id, Timer.checked_through < now)
+                       .values(checked_through=now).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def _enqueue(run: Run, previous_job: str | None) -> str | None:
