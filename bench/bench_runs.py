@@ -18,8 +18,9 @@ Targets: all calls complete, < 60 s, worker peak memory < 400 MB.
 
 The emulator runs as its own process (`python -m meisai_emulator`, import delay 0), so it does not share the GIL
 with the run; its own ingest time (accepted -> processed, from its admin API) is reported separately: it is the
-peer, not our code. Redis DB 14 receives the queued jobs (a queue of this script's own, emptied afterwards).
-Always exits 0; the verdicts are printed.
+peer, not our code. start_run() is called with enqueue=False: this script executes the run itself, exactly as
+the RQ job would (webapp.runs.tasks.execute_run calls engine.execute_run), so nothing is left in Redis (the app is
+configured with Redis DB 14 all the same). Exits 0 once the figures are printed; the verdicts are in the output.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def make_app(database_url: str, tmp: Path, poll_first: float = 0.05, poll_max: f
             "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(database_url),
             "FILES_DIR": str(tmp / "files"),
             "REDIS_URL": REDIS_URL,
-            "RQ_QUEUE": f"bench-runs-{os.getpid()}",  # a queue of our own in DB 14, emptied at the end
+            "RQ_QUEUE": "bench-runs",  # unused: runs are executed by this script, not queued
             "MAIL_SERVER": "",
             "RUN_POLL_FIRST_INTERVAL": poll_first,
             "RUN_POLL_MAX_INTERVAL": poll_max,
@@ -414,7 +415,7 @@ def setup_invoices(count: int, lines: int, codes: list[str], base_url: str, rng:
 
 
 def start(info: dict):
-    """start_run() as the 実行 dialog calls it (menu, record freeze, job queued in Redis DB 14), timed."""
+    """start_run() as the 実行 dialog calls it (menu checks, record freeze), timed; not queued: we execute it."""
     from webapp.databases.models import Menu
     from webapp.extensions import db
     from webapp.integrations.models import IntegrationSetting
@@ -423,7 +424,7 @@ def start(info: dict):
     setting = db.session.get(IntegrationSetting, info["setting_id"])
     menu = db.session.get(Menu, info["menu_id"])
     started = time.perf_counter()
-    run = start_run(setting, menu, executor_id=None, memo="bench", trigger="cli")
+    run = start_run(setting, menu, executor_id=None, memo="bench", trigger="cli", enqueue=False)
     return run.id, time.perf_counter() - started
 
 
@@ -435,16 +436,6 @@ def count_status(database_id: int, key: str, value: str) -> int:
 
     return sum(1 for data in db.session.execute(
         select(Record.data).where(Record.database_id == database_id)).scalars() if data.get(key) == value)
-
-
-def empty_bench_queue(app) -> None:
-    from redis import Redis
-    from rq import Queue
-
-    try:
-        Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(REDIS_URL)).empty()
-    except Exception as exc:  # noqa: BLE001  (cleanup only)
-        print(f"  (could not empty the bench queue: {exc})")
 
 
 # ---- the child process of case 2 -------------------------------------------------------------------------
@@ -572,7 +563,7 @@ def machine_lines(dialect: str, server_version: str, poll: tuple[float, float]) 
         f"machine         nproc={os.cpu_count()}  {cpu}  {platform.system()} {platform.release()}",
         f"python          {platform.python_version()}",
         f"DB backend      {backend}",
-        "emulator        python -m meisai_emulator, own process, import delay 0, SQLite; Redis DB 14 for the queue",
+        "emulator        python -m meisai_emulator, own process, import delay 0, SQLite",
         f"polling         RUN_POLL_FIRST_INTERVAL {poll[0]:g} s, RUN_POLL_MAX_INTERVAL {poll[1]:g} s (x1.5 per poll)",
         f"load average    {' / '.join(f'{x:.2f}' for x in LOAD_AT_START)} at start, "
         f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} at the end (1/5/15 min; > 0.5 means other work shared "
@@ -622,7 +613,7 @@ def report(args, dialect: str, server_version: str, small: dict | None, large: d
         total = small["seconds"]
         print(f"\nCase 1: {args.records:,} customer records (顧客データ, import format 1), emulator delay 0")
         print(f"  seeding (bulk_insert_records)         {small['seed_s']:8.2f} s   (not part of the run)")
-        print(f"  start_run (record freeze + enqueue)   {small['start_s']:8.2f} s")
+        print(f"  start_run (record freeze)             {small['start_s']:8.2f} s")
         for line in phase_lines(small, child=False):
             print(line)
         complete = (small["status"] == "completed" and small["ok_count"] == args.records
@@ -642,7 +633,7 @@ def report(args, dialect: str, server_version: str, small: dict | None, large: d
         print(f"  prep: {args.customers:,} customers sent by a customer run in "
               f"{prep['start_s'] + prep['seconds']:.2f} s ({prep['status']})")
         print(f"  seeding (bulk_insert_records)         {large['seed_s']:8.2f} s   (not part of the run)")
-        print(f"  start_run (record freeze + enqueue)   {large['start_s']:8.2f} s")
+        print(f"  start_run (record freeze)             {large['start_s']:8.2f} s")
         for line in phase_lines(large, child=True):
             print(line)
         ok_calls = sum(1 for c in calls if c["status"] == "complete")
@@ -729,7 +720,6 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             large = case_large(app, root, database_url, tmp, args.invoices, args.lines, args.customers, rng,
                                not args.no_invoice_updates)
-        empty_bench_queue(app)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
