@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-max", type=float, default=0.5,
                         help="RUN_POLL_MAX_INTERVAL in seconds (default 0.5; the product's default is 15)")
     parser.add_argument("--seed", type=int, default=20261124)
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir afterwards (also after a failure)")
     parser.add_argument("--_child-execute", dest="child_execute", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_child-db", dest="child_db", help=argparse.SUPPRESS)
     parser.add_argument("--_child-result", dest="child_result", help=argparse.SUPPRESS)
@@ -728,11 +728,11 @@ def main(argv: list[str] | None = None) -> int:
             stop_emulator(emulator)
         if postgres:
             pg_drop(database_url)
+        if args.keep:
+            print(f"Kept: {tmp} (emulator.log, files/runs/*/ the CSV files sent)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     report(args, dialect, server_version, small, large)
-    if args.keep:
-        print(f"Kept: {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
