@@ -15,6 +15,8 @@ CUSTOMER_MENU = "楽楽明細 未連携顧客"
 INVOICE_MENU = "楽楽明細 送信待ち請求書"
 CUSTOMER_SETTING = "楽楽明細へ顧客を連携"
 INVOICE_SETTING = "楽楽明細へ請求書を発行(CSV)"
+PDF_CSV_SETTING = "楽楽明細へ請求書を発行(PDF+CSV)"
+PDF_SETTING = "楽楽明細へ請求書PDFを発行(PDFのみ)"
 
 
 def menu_named(name: str) -> Menu:

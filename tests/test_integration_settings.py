@@ -449,3 +449,22 @@ def test_connection_test_with_blank_token_uses_the_stored_one(app, login, setup,
     body = editor.post(url(setup, "/connection-test"), data={"url": emulator.base_url, "token": "", "setting_id": str(s.id)}
                        ).get_data(as_text=True)
     assert "接続に成功しました" in body
+
+
+def test_bookkeeping_warning_when_a_report_menu_lacks_search_keys(app, login, setup):
+    """電子帳簿保存法: warn (never block) when 取引年月日・取引金額・取引先 are not among the menu's columns."""
+    editor = login("editor")
+    editor.post(url(setup, "/new"), data=base_form(setup))
+    s = saved(app)
+    menu_url = f"/dbs/{setup['database']}/menus/{setup['menu']}/integrations"
+    assert editor.post(menu_url, data={"setting_ids": [str(s.id)], "action": "save"}).status_code == 302
+    # The sample menu shows 請求番号, 請求金額, 請求日: 取引先 is missing; 請求日/請求金額 count as 取引年月日/取引金額.
+    form = editor.get(url(setup, f"/{s.id}/edit")).get_data(as_text=True)
+    assert "電子帳簿保存法" in form
+    assert "表示項目に 取引先 に当たる項目がありません" in form  # only 取引先 is named as missing
+    assert "電子帳簿保存法" in editor.get(menu_url).get_data(as_text=True)
+    dialog = login("plain").get(f"/menus/{setup['menu']}/integrations/{s.id}/dialog").get_data(as_text=True)
+    assert "電子帳簿保存法" in dialog
+    # A customer integration never warns.
+    editor.post(url(setup, f"/{s.id}/edit"), data=base_form(setup, data_kind="customer", token=""))
+    assert "電子帳簿保存法" not in editor.get(url(setup, f"/{s.id}/edit")).get_data(as_text=True)

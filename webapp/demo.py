@@ -188,9 +188,18 @@ def seed_demo_integrations(customers_db: Database, invoices_db: Database, c: dic
         report_type_id=1, import_method="new", skip_approval=True, issue_method="immediate",
         record_updates=[(v["連携ステータス"].id, "連携済"), (v["連携日時"].id, RUN_TIME)],
     ))
-    for database, setting in ((customers_db, customer_setting), (invoices_db, invoice_setting)):
-        menu = next(m for m in database.menus if m.name.startswith("楽楽明細"))
-        set_menu_integrations(menu, [setting.id])
+    # The PDF modes send the 請求書PDF field's documents (generated from the records when the run needs them).
+    pdf_settings = [save_setting(invoices_db, SettingValues(
+        name=name, base_url=base_url, token=token, data_kind=kind, report_mail=True, report_mail_to="executor",
+        report_mail_errors_only=True, report_type_id=1, skip_approval=True, issue_method="immediate",
+        pdf_field_id=v["請求書PDF"].id,
+        record_updates=[(v["連携ステータス"].id, "連携済"), (v["連携日時"].id, RUN_TIME)],
+    )) for name, kind in (("楽楽明細へ請求書を発行(PDF+CSV)", DataKind.REPORT_PDF_CSV),
+                          ("楽楽明細へ請求書PDFを発行(PDFのみ)", DataKind.REPORT_PDF))]
+    menus = {database.id: next(m for m in database.menus if m.name.startswith("楽楽明細"))
+             for database in (customers_db, invoices_db)}
+    set_menu_integrations(menus[customers_db.id], [customer_setting.id])
+    set_menu_integrations(menus[invoices_db.id], [invoice_setting.id] + [s.id for s in pdf_settings])
 
 
 def register_cli(app: Flask) -> None:

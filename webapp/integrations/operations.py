@@ -245,3 +245,28 @@ def connection_test(base_url: str, token: str) -> ConnectionCheck:
             return client.test_connection(timeout=5.0)
     except MeisaiError as exc:
         return ConnectionCheck(False, "invalid_config", exc.user_message, exc.http_status)
+
+
+# 電子帳簿保存法: 楽楽明細 indexes documents by 取引年月日, 取引金額 and 取引先. A menu column carries one of them when
+# it has that name or a name people commonly give it in a sales DB (columns map to the import format by position,
+# so the names need not match).
+BOOKKEEPING_NAMES = {
+    "取引年月日": ("取引年月日", "取引日", "請求日", "納品日", "発行日", "売上日"),
+    "取引金額": ("取引金額", "請求金額", "合計金額", "税込金額", "納品金額", "売上金額"),
+    "取引先": ("取引先", "取引先名", "顧客名", "会社名", "得意先", "得意先名"),
+}
+
+
+def bookkeeping_gaps(setting: IntegrationSetting, menu: Menu) -> list[str]:
+    """The 電子帳簿保存法 search keys a 帳票 integration's menu does not send (a warning, never a refusal)."""
+    if setting.kind == DataKind.CUSTOMER or setting.kind == DataKind.REPORT_PDF:
+        return []
+    names = {f.name for f in menu.column_fields if not f.is_detail}
+    return [key for key, accepted in BOOKKEEPING_NAMES.items() if not names.intersection(accepted)]
+
+
+def attached_menus(setting: IntegrationSetting) -> list[Menu]:
+    return list(db.session.execute(
+        select(Menu).join(MenuIntegration, MenuIntegration.menu_id == Menu.id)
+        .where(MenuIntegration.setting_id == setting.id).order_by(Menu.id)
+    ).scalars())

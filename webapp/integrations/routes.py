@@ -25,6 +25,8 @@ from .models import (
 from .operations import (
     IntegrationError,
     SettingValues,
+    attached_menus,
+    bookkeeping_gaps,
     connection_test,
     delete_setting,
     menu_integrations,
@@ -131,7 +133,16 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
         pdf_fields=pdf_target_fields(database), update_fields=record_update_fields(database), DataKind=DataKind,
         RUN_TIME=RUN_TIME, RECORD_UPDATE_MAX=RECORD_UPDATE_MAX,
         token_needs_reentry=bool(setting) and not token_readable(setting),
+        bookkeeping_warnings=_bookkeeping_warnings(setting, form.kind) if setting else [],
     )
+
+
+def _bookkeeping_warnings(setting: IntegrationSetting, kind: DataKind) -> list[tuple[str, list[str]]]:
+    """(menu name, missing keys) of the menus this setting is attached to, for the kind shown in the form."""
+    if kind in (DataKind.CUSTOMER, DataKind.REPORT_PDF):
+        return []
+    shown = IntegrationSetting(data_kind=kind.value)
+    return [(menu.name, gaps) for menu in attached_menus(setting) if (gaps := bookkeeping_gaps(shown, menu))]
 
 
 @bp.route("/dbs/<int:database_id>/integrations/new", methods=["GET", "POST"])
@@ -210,6 +221,7 @@ def menu_integration_settings(database_id: int, menu_id: int):
     return render(
         "integrations/menu_integrations.html", block="menu_integrations_body", database=database, menu=menu,
         chosen=[by_id[i] for i in chosen if i in by_id], available=available, DATA_KIND_LABELS=DATA_KIND_LABELS,
+        gaps={i: bookkeeping_gaps(by_id[i], menu) for i in chosen if i in by_id},
     )
 
 

@@ -22,6 +22,7 @@ from ..extensions import db
 from ..integrations.models import (
     IMPORT_REPLACE,
     MAIL_TO_ADMINS,
+    PDF_KINDS,
     RUN_TIME,
     DataKind,
     IntegrationSetting,
@@ -148,24 +149,36 @@ def _beat(run: Run, progress: str | None = None) -> None:
 
 
 def _plan(run: Run, setting: IntegrationSetting) -> None:
+    """Build every call's files once: CSV, ZIP of PDFs, or both, each within the limits."""
     fields_by_id = {f.id: f for f in db.session.execute(select(Field).where(Field.id.in_(run.column_field_ids))).scalars()}
     missing = [fid for fid in run.column_field_ids if fid not in fields_by_id]
     if missing:
         _abort_unsent(run, "送信する項目が実行後に削除されました。メニュー設定を確認して、もう一度実行してください。")
         return
     columns = [fields_by_id[fid] for fid in run.column_field_ids]
-    header = export.header_bytes(columns)
+    with_csv = setting.kind != DataKind.REPORT_PDF
+    with_pdf = setting.kind in PDF_KINDS
+    header = export.header_bytes(columns) if with_csv else b""
     code_index = export.customer_code_index(columns)
     ordered_ids = list(db.session.execute(
         select(RunRecord.record_id).where(RunRecord.run_id == run.id).order_by(RunRecord.position)
     ).scalars())
+    pdfs = _prepare_pdfs(run, setting, ordered_ids) if with_pdf else {}
     present = set()
     lines = []
 
     def lines_of_records():
         for record in export.stream_records(ordered_ids):
             present.add(record.id)
-            yield export.record_lines(record, columns, code_index)
+            # PDF only: one "row" per PDF, so row errors still lead back to their record.
+            item = export.record_lines(record, columns, code_index) if with_csv else export.RecordLines(record.id, rows=1)
+            if with_pdf and not item.problem:
+                entry = pdfs.get(record.id, "PDFを作成できませんでした。")
+                if isinstance(entry, str):
+                    item.problem = entry
+                else:
+                    item.pdf_name, item.pdf_path, item.pdf_size = entry
+            yield item
 
     directory = files_root() / "runs" / str(run.id)
     directory.mkdir(parents=True, exist_ok=True)
@@ -176,15 +189,21 @@ def _plan(run: Run, setting: IntegrationSetting) -> None:
             invalid[item.record_id] = item.problem
             continue
         index += 1
-        name = f"run{run.id:06d}_{index:03d}.csv"
-        path = directory / name
-        with open(path, "wb") as fh:
-            for part in item.parts:
-                fh.write(part)
+        files = []
+        if with_pdf:
+            files.append(_write_zip(directory / f"run{run.id:06d}_{index:03d}.zip", item.pdfs, row_base=1 if not with_csv else None))
+        if with_csv:
+            path = directory / f"run{run.id:06d}_{index:03d}.csv"
+            with open(path, "wb") as fh:
+                for part in item.parts:
+                    fh.write(part)
+            # Row errors count the header as row 1 (skipFirst=1).
+            files.append({"name": path.name, "path": str(path.relative_to(files_root())), "size": item.size,
+                          "content_type": contract.CSV_CONTENT_TYPE, "row_base": 2})
+        for number, info in enumerate(files):
+            info["part"] = contract.FILE_PART.format(index=number)
         call = RunCall(run_id=run.id, index=index, status=CallStatus.PLANNED, record_count=len(item.record_ids),
-                       row_count=item.rows, line_records=item.line_records, params=_params(run, setting),
-                       files=[{"part": "files[0]", "name": name, "path": str(path.relative_to(files_root())),
-                               "size": item.size, "content_type": contract.CSV_CONTENT_TYPE}])
+                       row_count=item.rows, line_records=item.line_records, params=_params(run, setting), files=files)
         db.session.add(call)
         _set_records(run, item.record_ids, call_index=index)
         lines.append(item.rows)
@@ -199,6 +218,60 @@ def _plan(run: Run, setting: IntegrationSetting) -> None:
     db.session.commit()
     db.session.refresh(run)
     _beat(run, f"{index}回に分けて送信します。" if index > 1 else "送信しています…")
+
+
+def _prepare_pdfs(run: Run, setting: IntegrationSetting, record_ids: list[int]) -> dict:
+    """{record id: (member name, path, size)} or {record id: problem}, generating missing or stale PDFs first."""
+    from ..documents.errors import DocumentError
+    from ..documents.operations import ensure_pdf
+
+    target = db.session.get(Field, setting.pdf_field_id) if setting.pdf_field_id else None
+    database_fields = list(setting.database.fields)
+    code_field = export.named_field(database_fields, [contract.CUSTOMER_CODE])
+    number_field = export.named_field(database_fields, export.DOCUMENT_NO_FIELD_NAMES)
+    if target is None or code_field is None:
+        problem = ("連携対象PDFの項目が設定されていないか、削除されました。楽楽明細連携設定を確認してください。" if target is None
+                   else "このDBに「顧客コード」の項目がないため、PDFを顧客に紐付けられません。")
+        return dict.fromkeys(record_ids, problem)
+    result: dict[int, object] = {}
+    seen: dict[str, int] = {}
+    done = 0
+    for start in range(0, len(record_ids), 200):
+        batch = record_ids[start:start + 200]
+        for record in export.stream_records(batch):
+            name, problem = export.pdf_member(record, code_field, number_field)
+            if not problem and name in seen:
+                problem = f"同じファイル名({name})のPDFがレコードNo.{seen[name]}にもあります。帳票Noを確認してください。"
+            if problem:
+                result[record.id] = problem
+                continue
+            try:
+                path = ensure_pdf(record, target) or ensure_pdf(db.session.get(Record, record.id), target)
+            except DocumentError as exc:
+                result[record.id] = f"PDFを作成できませんでした: {exc}"
+                continue
+            if path is None:
+                result[record.id] = "PDFの作成中にレコードが変更されました。もう一度実行してください。"
+                continue
+            seen[name] = record.id
+            result[record.id] = (name, path, path.stat().st_size)
+        done += len(batch)
+        _beat(run, f"PDFを準備しています({done:,}/{len(record_ids):,}件)…")
+    return result
+
+
+def _write_zip(path, pdfs: list, row_base: int | None) -> dict:
+    import zipfile
+
+    # PDFs are compressed already: members are stored, which also keeps the size exactly predictable.
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, source in pdfs:
+            archive.write(source, arcname=name)
+    info = {"name": path.name, "path": str(path.relative_to(files_root())), "size": path.stat().st_size,
+            "content_type": contract.ZIP_CONTENT_TYPE, "pdf_count": len(pdfs)}
+    if row_base is not None:
+        info["row_base"] = row_base
+    return info
 
 
 def _set_records(run: Run, record_ids: list[int], **values) -> None:
@@ -347,10 +420,12 @@ def _poll(run: Run, setting: IntegrationSetting, client: MeisaiClient, call: Run
 
 
 def _record_of_row(call: RunCall, row: int | None) -> int | None:
-    """A row error's record: row 1 is the header (skipFirst=1), so data line k is row k+1."""
+    """A row error's record. In a CSV row 1 is the header (skipFirst=1), so data line k is row k+1; a ZIP sent
+    alone counts its PDFs from 1."""
     if row is None:
         return None
-    index = row - 2
+    row_base = next((f["row_base"] for f in call.files if "row_base" in f), 2)
+    index = row - row_base
     return call.line_records[index] if 0 <= index < len(call.line_records) else None
 
 

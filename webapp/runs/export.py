@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -24,12 +25,24 @@ from ..meisai.files import _CP932_LOOKALIKES
 BATCH = 500
 
 
+# A ZIP of stored (uncompressed) members: per member a local header and a central directory entry, each with
+# the name, plus the end record. Exact for names without ZIP64 or extra fields, which is all we write.
+ZIP_END_SIZE = 22
+
+
+def zip_member_size(name: str, size: int) -> int:
+    return 30 + 46 + 2 * len(name.encode("utf-8")) + size
+
+
 @dataclass
 class RecordLines:
     record_id: int
     data: bytes = b""  # encoded CSV lines, CRLF-terminated
     rows: int = 0
     problem: str = ""  # why the record cannot be sent
+    pdf_name: str = ""  # member name in the ZIP (PDF modes)
+    pdf_path: Path | None = None
+    pdf_size: int = 0
 
 
 @dataclass
@@ -37,10 +50,13 @@ class Chunk:
     """The records of one API call."""
 
     record_ids: list[int] = field(default_factory=list)
-    line_records: list[int] = field(default_factory=list)  # one entry per CSV data line
+    line_records: list[int] = field(default_factory=list)  # one entry per CSV data line (or per PDF, PDF only)
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     rows: int = 0
+    pdfs: list[tuple[str, Path]] = field(default_factory=list)
+    zip_size: int = ZIP_END_SIZE
+
 
 
 def _text(value: object) -> str:
@@ -97,6 +113,29 @@ def _has_unencodable(cells: Sequence[str]) -> bool:
     return False
 
 
+# The PDF's name carries the 帳票No (MEISAI_API.md: {顧客コード}_{帳票No}.pdf). It is read from the first of these
+# fields the DB has; without one the name is {顧客コード}.pdf and 楽楽明細 numbers the document itself.
+DOCUMENT_NO_FIELD_NAMES = ("帳票No", "請求番号", "納品番号", "伝票番号")
+
+
+def named_field(fields: Sequence[Field], names: Sequence[str]) -> Field | None:
+    by_name = {f.name: f for f in fields if not f.is_detail}
+    return next((by_name[n] for n in names if n in by_name), None)
+
+
+def pdf_member(record: Record, code_field: Field, number_field: Field | None) -> tuple[str, str]:
+    """(member name, problem) of a record's PDF in the ZIP."""
+    code = str(record.data.get(code_field.key) or "").strip()
+    number = str(record.data.get(number_field.key) or "").strip() if number_field else ""
+    if not code:
+        return "", "顧客コードが空です。顧客コードを入力してから送信してください。"
+    if any(c in code for c in "_/\\"):
+        return "", f"顧客コード「{code}」に「_」「/」が含まれるため、PDFを顧客に紐付けられません。"
+    if any(c in number for c in "/\\"):
+        return "", f"帳票No「{number}」に「/」が含まれるため、PDFのファイル名にできません。"
+    return contract.pdf_member_name(code, number or None), ""
+
+
 def customer_code_index(columns: Sequence[Field]) -> int | None:
     for index, column in enumerate(columns):
         if column.name == contract.CUSTOMER_CODE and not column.is_detail:
@@ -125,18 +164,24 @@ def stream_records(record_ids: Iterable[int]) -> Iterator[Record]:
 
 def pack(lines: Iterable[RecordLines], header: bytes, max_rows: int = contract.MAX_ROWS_PER_FILE,
          max_bytes: int = contract.MAX_FILE_BYTES) -> Iterator[Chunk | RecordLines]:
-    """Chunks within both limits, in record order; records that cannot be sent are yielded as they come."""
+    """Chunks within the limits, in record order; records that cannot be sent are yielded as they come.
+
+    Every file of a call stays within both limits: the CSV (header included) and, in the PDF modes, the ZIP.
+    A record's CSV lines and its PDF always travel in the same call.
+    """
     chunk = Chunk(parts=[header], size=len(header))
     for item in lines:
         if item.problem:
             yield item
             continue
-        if item.rows > max_rows or len(header) + len(item.data) > max_bytes:
+        pdf_bytes = zip_member_size(item.pdf_name, item.pdf_size) if item.pdf_name else 0
+        if item.rows > max_rows or len(header) + len(item.data) > max_bytes or ZIP_END_SIZE + pdf_bytes > max_bytes:
             item.problem = (f"このレコードだけで1回の送信の上限({max_rows:,}行・{max_bytes // 1024 // 1024}MB)を"
-                            "超えるため送信できません。明細行を分けてください。")
+                            "超えるため送信できません。明細行やPDFを分けてください。")
             yield item
             continue
-        if chunk.record_ids and (chunk.rows + item.rows > max_rows or chunk.size + len(item.data) > max_bytes):
+        if chunk.record_ids and (chunk.rows + item.rows > max_rows or chunk.size + len(item.data) > max_bytes
+                                 or chunk.zip_size + pdf_bytes > max_bytes):
             yield chunk
             chunk = Chunk(parts=[header], size=len(header))
         chunk.record_ids.append(item.record_id)
@@ -144,5 +189,8 @@ def pack(lines: Iterable[RecordLines], header: bytes, max_rows: int = contract.M
         chunk.parts.append(item.data)
         chunk.size += len(item.data)
         chunk.rows += item.rows
+        if item.pdf_name:
+            chunk.pdfs.append((item.pdf_name, item.pdf_path))
+            chunk.zip_size += pdf_bytes
     if chunk.record_ids:
         yield chunk

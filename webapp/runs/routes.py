@@ -13,6 +13,7 @@ from ..databases.operations import files_root
 from ..databases.routes import get_menu
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
+from ..integrations.operations import bookkeeping_gaps
 from ..mail.models import OutboxMail
 from . import bp
 from .models import CallStatus, RecordStatus, Run, RunCall, RunRecord, RunStatus
@@ -46,7 +47,8 @@ def _dialog(menu: Menu, setting: IntegrationSetting, *, memo="", publication_dat
     return render_template(
         "runs/_run_dialog.html", menu=menu, setting=setting, keyword=request.values.get("q", ""), memo=memo,
         publication_date=publication_date, error=error, preview=preview,
-        asks_publication_date=needs_publication_date(setting),
+        asks_publication_date=needs_publication_date(setting), menu_name=menu.name,
+        gaps=bookkeeping_gaps(setting, menu),
     )
 
 
