@@ -304,7 +304,7 @@ def test_two_dispatcher_processes_racing_on_one_minute_make_one_run_per_slot(app
         assert slots[0].run_id in created
     queued = Queue(own_queue, connection=Redis.from_url(app.config["REDIS_URL"]))
     jobs = queued.job_ids + queued.deferred_job_registry.get_job_ids()
-    assert sorted(jobs) == sorted(f"run-{run_id}" for run_id in created)
+    assert sorted(jobs) == sorted(f"{own_queue}-run-{run_id}" for run_id in created)
 
 
 def test_a_retried_dispatcher_creates_nothing_new(app, world):

@@ -106,7 +106,7 @@ def test_once_in_the_past_is_refused_at_the_field_and_nothing_is_saved(app, logi
     ({"at_time": ""}, "at_time", "時刻を 時:分"),
     ({"kind": "once", "once_date": "明日"}, "once_date", "実行日を 年-月-日"),
     ({"kind": "monthly", "month_day": "32"}, "month_day", "1〜31日または末日"),
-    ({"menu_id": "9999"}, "menu_id", "この連携を追加したメニューから選んでください"),
+    ({"menu_id": "9999"}, "menu_id", "このDBのレコード一覧メニューから選んでください"),
 ])
 def test_invalid_values_are_explained_at_their_field(app, login, urls, values, field, message):
     response = login("editor").post(urls["timer"], data=form(**values))
@@ -211,22 +211,31 @@ def test_unknown_setting_is_a_japanese_404(app, login, sample):
     assert response.status_code == 404 and "楽楽明細連携設定は存在しない" in response.get_data(as_text=True)
 
 
-def test_a_menu_no_longer_attached_is_kept_visible_and_must_be_chosen_again(app, login, urls, sample):
-    """Saving must never silently widen a timer from one menu to every record of the DB."""
-    from webapp.databases.models import Menu
-    from webapp.integrations.operations import set_menu_integrations
+def test_any_record_list_menu_of_the_db_may_be_chosen_but_not_another_dbs(app, login, urls, sample):
+    """A timer sends what a menu of its own DB shows, attached to the integration or not."""
+    from webapp.databases.models import Database
+    from webapp.databases.operations import FieldSpec, MenuSpec, add_field, create_database, create_menu
 
-    editor = login("editor")
-    editor.post(urls["timer"], data=form(menu_id=str(sample["menu"])))
     with app.app_context():
-        set_menu_integrations(db.session.get(Menu, sample["menu"]), [])
+        database = db.session.get(Database, sample["database"])
+        unattached = create_menu(database, MenuSpec(name="別の一覧", column_field_ids=[sample["fields"]["請求番号"]]))
+        other_db = create_database("別DB")
+        other_field = add_field(other_db, FieldSpec("顧客コード", "text"))
+        foreign = create_menu(other_db, MenuSpec(name="他DBの一覧", column_field_ids=[other_field.id]))
+        unattached_id, foreign_id = unattached.id, foreign.id
+    editor = login("editor")
     page = editor.get(urls["timer"]).get_data(as_text=True)
-    assert f'<option selected value="{sample["menu"]}">請求書一覧(この連携が追加されていないメニュー)</option>' in page
-    html = editor.post(urls["timer"], data=form(menu_id=str(sample["menu"]), priority="4")).get_data(as_text=True)
-    assert "この連携を追加したメニューから選んでください" in html
+    select_html = page[page.index('name="menu_id"'):]
+    select_html = select_html[: select_html.index("</select>")]
+    assert "別の一覧" in select_html and "他DBの一覧" not in select_html
+    assert editor.post(urls["timer"], data=form(menu_id=str(unattached_id))).status_code in (200, 302)
+    with app.app_context():
+        assert db.session.execute(select(Timer)).scalar_one().menu_id == unattached_id
+    html = editor.post(urls["timer"], data=form(menu_id=str(foreign_id), priority="4")).get_data(as_text=True)
+    assert "このDBのレコード一覧メニューから選んでください" in html
     with app.app_context():
         timer = db.session.execute(select(Timer)).scalar_one()
-        assert (timer.menu_id, timer.priority) == (sample["menu"], 0)
+        assert (timer.menu_id, timer.priority) == (unattached_id, 0)
 
 
 def test_a_deleted_menu_is_reported_on_the_timer_screen(app, login, urls, sample):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from ..core.clock import as_utc, utcnow
 from ..databases.models import Field, Menu, Record
 from ..databases.query import menu_records_statement, order_clauses
 from ..extensions import db
-from ..integrations.models import ISSUE_SCHEDULED, IntegrationSetting, MenuIntegration
+from ..integrations.models import ISSUE_SCHEDULED, PDF_KINDS, DataKind, IntegrationSetting, MenuIntegration
 from ..integrations.operations import snapshot
 from ..meisai import contract
 from . import export
@@ -72,7 +73,12 @@ def run_columns(setting: IntegrationSetting, menu: Menu | None) -> list[Field]:
     return list(setting.database.fields)
 
 
-def check_columns(columns: list[Field]) -> None:
+def check_columns(columns: list[Field], setting: IntegrationSetting) -> None:
+    if setting.kind == DataKind.REPORT_PDF:
+        # The ZIP alone is sent: the PDFs' names carry the 顧客コード, read from the DB's field of that name.
+        if export.named_field(list(setting.database.fields), [contract.CUSTOMER_CODE]) is None:
+            raise RunError("このDBに「顧客コード」の項目がないため、PDFを顧客に紐付けられません。")
+        return
     if not columns:
         raise RunError("送信する項目がありません。メニュー設定で表示項目を追加してください。")
     if export.customer_code_index(columns) is None:
@@ -115,12 +121,15 @@ def start_run(
     memo = (memo or "").strip()
     if len(memo) > MEMO_MAX:
         raise RunError(f"メモは{MEMO_MAX}文字以内で入力してください。")
-    if menu is not None and trigger != "rerun":
+    if menu is not None and menu.database_id != setting.database_id:
+        raise RunError("このメニューは連携設定と別のDBのものです。")
+    # From a record list, only the integrations in its サブメニュー run; a timer may use any menu of its DB.
+    if menu is not None and trigger not in ("rerun", "timer"):
         check_attached(setting, menu)
     if needs_publication_date(setting) and publication_date is None:
         raise RunError("予約発行日時を入力してください。")
     columns = run_columns(setting, menu)
-    check_columns(columns)
+    check_columns(columns, setting)
     ids = record_ids if record_ids is not None else selected_record_ids(setting, menu, keyword)
     if not ids:
         raise RunError("送信するレコードがありません。絞り込み条件や検索キーワードを確認してください。")
@@ -156,23 +165,28 @@ def redis_connection() -> Redis:
 
 
 def job_id_of(run: Run) -> str:
-    return f"run-{run.id}"
+    # The queue name keeps two installations (or test sessions) sharing one Redis from taking each other's ids;
+    # RQ allows only letters, digits, "_" and "-" in an id.
+    queue = re.sub(r"[^A-Za-z0-9_-]", "_", current_app.config["RQ_QUEUE"])
+    return f"{queue}-run-{run.id}"
 
 
-def enqueue_run(run: Run) -> None:
-    """Queue the run's job; when Redis cannot take it, the run ends with a clear error and nothing is sent."""
+def enqueue_run(run: Run, depends_on=None) -> bool:
+    """Queue the run's job (after `depends_on`, an RQ Dependency, when given); False when Redis refused it,
+    in which case the run ends with a clear error and nothing is sent."""
     try:
         queue = Queue(current_app.config["RQ_QUEUE"], connection=redis_connection())
         # No RQ retry: a run resumes through its own persisted state, never by re-running blindly.
-        queue.enqueue("webapp.runs.tasks.execute_run", run.id, job_id=job_id_of(run), job_timeout=6 * 3600,
-                      result_ttl=86400, failure_ttl=7 * 86400)
+        queue.enqueue("webapp.runs.tasks.execute_run", run.id, job_id=job_id_of(run), depends_on=depends_on,
+                      job_timeout=6 * 3600, result_ttl=86400, failure_ttl=7 * 86400)
     except RedisError:
         log.exception("run %s could not be queued", run.id)
         finish_without_sending(run, "バックグラウンド処理(Redis)に接続できないため実行できませんでした。何も送信していません。"
                                     "管理者に連絡してください。")
-        return
+        return False
     run.job_id = job_id_of(run)
     db.session.commit()
+    return True
 
 
 def finish_without_sending(run: Run, message: str) -> None:
@@ -289,27 +303,51 @@ class Preview:
     call_count: int
     problems: list[tuple[int, str]] = field(default_factory=list)  # (record id, message)
     error: str = ""
+    pdf_count: int = 0
+    pdf_names: list[str] = field(default_factory=list)
 
 
 def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> Preview:
-    """Exactly what 実行 would send now, without sending anything (same code path as the job)."""
+    """Exactly what 実行 would send now, without sending anything (same code path as the job).
+
+    In the PDF modes the PDFs are made when the run executes; the preview shows their file names and the
+    records that cannot get one.
+    """
     columns = run_columns(setting, menu)
     try:
-        check_columns(columns)
+        check_columns(columns, setting)
     except RunError as exc:
         return Preview("", [], 0, 0, 0, 0, error=str(exc))
+    with_csv = setting.kind != DataKind.REPORT_PDF
+    with_pdf = setting.kind in PDF_KINDS
     ids = selected_record_ids(setting, menu, keyword)
-    header = export.header_bytes(columns)
+    header = export.header_bytes(columns) if with_csv else b""
     code_index = export.customer_code_index(columns)
-    lines_iter = (export.record_lines(r, columns, code_index) for r in export.stream_records(ids))
+    fields = list(setting.database.fields)
+    code_field = export.named_field(fields, [contract.CUSTOMER_CODE])
+    number_field = export.named_field(fields, export.DOCUMENT_NO_FIELD_NAMES)
+    seen: set[str] = set()
+
+    def lines_iter():
+        for record in export.stream_records(ids):
+            item = export.record_lines(record, columns, code_index) if with_csv else export.RecordLines(record.id, rows=1)
+            if with_pdf and not item.problem:
+                item.pdf_name, item.problem = export.pdf_member(record, code_field, number_field)
+                if item.pdf_name in seen:
+                    item.problem = f"同じファイル名({item.pdf_name})のPDFが他のレコードにもあります。帳票Noを確認してください。"
+                seen.add(item.pdf_name)
+            yield item
+
     preview = Preview(header.decode(contract.CSV_ENCODING).rstrip("\r\n"), [], len(ids), 0, 0, 0)
-    for item in export.pack(lines_iter, header):
+    for item in export.pack(lines_iter(), header):
         if isinstance(item, export.RecordLines):
             preview.problems.append((item.record_id, item.problem))
             continue
         preview.call_count += 1
-        preview.row_count += item.rows
+        preview.row_count += item.rows if with_csv else 0
         preview.byte_size += item.size
+        preview.pdf_count += len(item.pdfs)
+        preview.pdf_names.extend(name for name, _ in item.pdfs[: PREVIEW_LINES - len(preview.pdf_names)])
         for part in item.parts[1:]:
             if len(preview.lines) >= PREVIEW_LINES:
                 break

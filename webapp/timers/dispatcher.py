@@ -16,9 +16,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app
-from redis.exceptions import RedisError
-from rq import Queue
 from rq.job import Dependency
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,10 +27,8 @@ from ..integrations.models import IntegrationSetting
 from ..runs.models import Run
 from ..runs.operations import (
     RunError,
-    finish_without_sending,
-    job_id_of,
+    enqueue_run,
     recover_runs,
-    redis_connection,
     selected_record_ids,
     start_run,
 )
@@ -290,17 +285,5 @@ def _advance(timer: Timer, now: datetime) -> None:
 
 def _enqueue(run: Run, previous_job: str | None) -> str | None:
     """Queue the run's job after the previous timer run of this minute (failed or not)."""
-    try:
-        queue = Queue(current_app.config["RQ_QUEUE"], connection=redis_connection())
-        depends_on = Dependency(jobs=[previous_job], allow_failure=True) if previous_job else None
-        # Same job id and limits as a manual run (webapp.runs.operations.enqueue_run), plus the chain.
-        queue.enqueue("webapp.runs.tasks.execute_run", run.id, job_id=job_id_of(run), depends_on=depends_on,
-                      job_timeout=6 * 3600, result_ttl=86400, failure_ttl=7 * 86400)
-    except RedisError:
-        log.exception("timer run %s could not be queued", run.id)
-        finish_without_sending(run, "バックグラウンド処理(Redis)に接続できないため実行できませんでした。何も送信していません。"
-                                    "管理者に連絡してください。")
-        return previous_job
-    run.job_id = job_id_of(run)
-    db.session.commit()
-    return run.job_id
+    depends_on = Dependency(jobs=[previous_job], allow_failure=True) if previous_job else None
+    return run.job_id if enqueue_run(run, depends_on=depends_on) else previous_job

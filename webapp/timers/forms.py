@@ -62,7 +62,7 @@ class TimerForm(BaseForm):
             self.enabled.errors.append("ONかOFFを選んでください。")
         menu_text = self.menu_id.data or ""
         if menu_text and menu_text not in {value for value, _ in self.menu_id.choices}:
-            self.menu_id.errors.append("この連携を追加したメニューから選んでください。")
+            self.menu_id.errors.append("このDBのレコード一覧メニューから選んでください。")
         priority = _parse_int(self.priority.data)
         if priority is None or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
             self.priority.errors.append(f"{PRIORITY_MIN}〜{PRIORITY_MAX}の整数(半角数字)で入力してください。")

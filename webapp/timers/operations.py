@@ -15,7 +15,7 @@ from ..core.audit import audit, diff
 from ..core.clock import as_utc, utcnow
 from ..databases.models import MENU_TYPE_RECORD_LIST, Menu
 from ..extensions import db
-from ..integrations.models import IntegrationSetting, MenuIntegration
+from ..integrations.models import IntegrationSetting
 from .models import SchedulerHeartbeat, SlotOutcome, Timer, TimerSlot
 from .schedule import Kind, Schedule, instant_on, next_runs
 
@@ -63,14 +63,9 @@ def timer_of(setting: IntegrationSetting) -> Timer | None:
 
 
 def menu_choices(setting: IntegrationSetting) -> list[Menu]:
-    """メニュー設定 candidates: レコード一覧 menus of the setting's DB whose サブメニュー has this integration.
-
-    A run with a menu sends what that menu shows, and runs only go through menus the integration is attached to.
-    """
+    """メニュー設定 candidates: the レコード一覧 menus of the setting's DB (a timer run sends what the menu shows)."""
     return list(db.session.execute(
-        select(Menu).join(MenuIntegration, MenuIntegration.menu_id == Menu.id)
-        .where(MenuIntegration.setting_id == setting.id, Menu.database_id == setting.database_id,
-               Menu.menu_type == MENU_TYPE_RECORD_LIST)
+        select(Menu).where(Menu.database_id == setting.database_id, Menu.menu_type == MENU_TYPE_RECORD_LIST)
         .order_by(Menu.position, Menu.id)
     ).scalars())
 
@@ -78,7 +73,7 @@ def menu_choices(setting: IntegrationSetting) -> list[Menu]:
 def check_values(setting: IntegrationSetting, values: TimerValues, now: datetime) -> None:
     """The rules of a saveable timer (the form checks the formats; this checks the meaning)."""
     if values.menu_id is not None and values.menu_id not in {m.id for m in menu_choices(setting)}:
-        raise TimerError("この連携を追加したメニューから選んでください。", "menu_id")
+        raise TimerError("このDBのレコード一覧メニューから選んでください。", "menu_id")
     if not PRIORITY_MIN <= values.priority <= PRIORITY_MAX:
         raise TimerError(f"{PRIORITY_MIN}〜{PRIORITY_MAX}の整数で入力してください。", "priority")
     if values.kind == Kind.ONCE:

@@ -54,9 +54,6 @@ def timer_settings(database_id: int, setting_id: int):
     setting = get_setting(database, setting_id)
     timer = timer_of(setting)
     menus = [(m.id, m.name) for m in menu_choices(setting)]
-    if timer and timer.menu and timer.menu_id not in {menu_id for menu_id, _ in menus}:
-        # Still shown (and refused on 確定) so that saving never silently widens the timer to every record.
-        menus.append((timer.menu_id, f"{timer.menu.name}(この連携が追加されていないメニュー)"))
     if request.method == "GET":
         form = TimerForm(formdata=None, data=_form_data(timer), menus=menus)
     else:
