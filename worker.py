@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from webapp import create_app
+from webapp.health.operations import WORKER_TTL
 
 
 def main() -> None:
@@ -50,7 +51,8 @@ def main() -> None:
         if recovered:
             log.warning("recovered runs: %s", recovered)
         # Jobs are plain functions taking ids; the pushed context gives them the database session.
-        Worker(queues, connection=connection).work(with_scheduler=True, burst=args.burst)
+        # A short TTL makes idle workers beat every ~2 minutes, so /healthz notices a dead one soon.
+        Worker(queues, connection=connection, worker_ttl=WORKER_TTL).work(with_scheduler=True, burst=args.burst)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,12 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from . import models  # noqa: F401  (register every model on the metadata)
     from .auth import bp as auth_bp
     from .auth.cli import register_cli as register_auth_cli
+    from .backup.cli import register_cli as register_backup_cli
     from .core import register_core
     from .core.security import register_security
     from .databases import bp as databases_bp
     from .demo import register_cli as register_demo_cli
+    from .health import bp as health_bp
     from .integrations import bp as integrations_bp
     from .runs import bp as runs_bp
     from .runs.cli import register_cli as register_runs_cli
@@ -49,8 +51,10 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     app.register_blueprint(integrations_bp)
     app.register_blueprint(runs_bp)
     app.register_blueprint(timers_bp)
+    app.register_blueprint(health_bp)
     register_runs_cli(app)
     register_timers_cli(app)
     register_auth_cli(app)
     register_demo_cli(app)
+    register_backup_cli(app)
     return app
