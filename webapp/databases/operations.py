@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from itertools import islice
 from pathlib import Path
 
 from flask import current_app
@@ -147,24 +149,29 @@ def field_index_name(target: Field) -> str:
 
 
 def create_field_index(target: Field) -> None:
-    """An expression index on (database_id, the field's value, id), created with the field.
+    """An expression index on (the field's value, id) over its own DB's records, created with the field.
 
     Filters, sorts and counts on the field then read the index instead of parsing the JSON of every record
-    (100,000 records: 70 ms -> 3 ms). Fields are data in a no-code DB, so these indexes follow the fields
-    rather than Alembic migrations (migrations/env.py ignores them).
+    (100,000 records: 70 ms -> 3 ms). Partial (WHERE database_id = N): writing a record maintains only the
+    indexes of its own DB, not every field of every DB. Fields are data in a no-code DB, so these indexes
+    follow the fields rather than Alembic migrations (migrations/env.py ignores them).
     """
     expression = index_expression(target)
     if expression is None:
         return
     dialect = db.session.get_bind().dialect
     sql = expression.compile(dialect=dialect, compile_kwargs={"include_table": False, "literal_binds": True})
-    db.session.execute(text(f"CREATE INDEX IF NOT EXISTS {field_index_name(target)} ON records (database_id, ({sql}), id)"))
+    db.session.execute(text(
+        f"CREATE INDEX IF NOT EXISTS {field_index_name(target)} ON records (({sql}), id)"
+        f" WHERE database_id = {int(target.database_id)}"
+    ))
 
 
 def ensure_field_indexes() -> int:
-    """Create any missing per-field index (after a restore or an upgrade); returns how many fields were seen."""
+    """Rebuild every per-field index (after a restore or an upgrade); returns how many fields were seen."""
     fields = db.session.execute(select(Field)).scalars().all()
     for target in fields:
+        drop_field_index(target)
         create_field_index(target)
     db.session.commit()
     return len(fields)
@@ -351,20 +358,25 @@ def new_record(database: Database, data: dict, details: list[dict], user_id: int
     return record
 
 
-def bulk_insert_records(database: Database, rows: list[tuple[dict, list[dict]]], user_id: int | None = None,
+def bulk_insert_records(database: Database, rows: Iterable[tuple[dict, list[dict]]], user_id: int | None = None,
                         batch: int = 10_000) -> int:
-    """Insert many already-typed records at once (demo seed, imports, benchmarks); one commit."""
-    for start in range(0, len(rows), batch):
+    """Insert many already-typed (data, details) records (demo seed, imports, benchmarks); streams `rows` in
+    batches, commits once, returns the count."""
+    total = 0
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, batch)):
         db.session.execute(insert(Record), [
             {"database_id": database.id, "data": data, "details": details,
              "search_text": build_search_text(data, details), "created_by_id": user_id, "updated_by_id": user_id}
-            for data, details in rows[start:start + batch]
+            for data, details in chunk
         ])
+        total += len(chunk)
     db.session.commit()
-    if db.session.get_bind().dialect.name == "postgresql" and len(rows) >= 10_000:
+    if total >= 10_000:
+        # Fresh statistics let the planner choose between a filter's index and the sort field's index.
         db.session.execute(text("ANALYZE records"))
         db.session.commit()
-    return len(rows)
+    return total
 
 
 def set_record_values(record: Record, data: dict, details: list[dict], user_id: int | None) -> None:

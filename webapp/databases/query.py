@@ -150,7 +150,8 @@ def keyword_clause(keyword: str):
 
 def menu_records_statement(menu: Menu, keyword: str = "") -> Select:
     """Records of the menu's DB passing its filters and the keyword, without ordering."""
-    conditions = [Record.database_id == menu.database_id]
+    # The DB id inlined, as the per-field partial indexes' WHERE is: the planner can then match them.
+    conditions = [Record.database_id == literal_column(str(int(menu.database_id)))]
     for menu_filter in menu.filters:
         clause = filter_clause(menu_filter)
         if clause is not None:

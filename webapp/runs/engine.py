@@ -155,7 +155,7 @@ def _plan(run: Run, setting: IntegrationSetting) -> None:
     if missing:
         _abort_unsent(run, "送信する項目が実行後に削除されました。メニュー設定を確認して、もう一度実行してください。")
         return
-    columns = [fields_by_id[fid] for fid in run.column_field_ids]
+    columns = export.plain_columns([fields_by_id[fid] for fid in run.column_field_ids])
     with_csv = setting.kind != DataKind.REPORT_PDF
     with_pdf = setting.kind in PDF_KINDS
     header = export.header_bytes(columns) if with_csv else b""

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import as_utc, utcnow
@@ -151,6 +151,11 @@ def start_run(
         for position, record_id in enumerate(ids)
     ])
     db.session.commit()
+    if len(ids) >= 10_000 and db.session.get_bind().dialect.name == "postgresql":
+        # The job updates these rows 500 ids at a time; without fresh statistics PostgreSQL reads every row of
+        # the run for each of those UPDATEs (100,000 records: 6-17 s instead of ~1 s).
+        db.session.execute(text("ANALYZE run_records"))
+        db.session.commit()
     if enqueue:
         enqueue_run(run)
     return run
@@ -321,6 +326,7 @@ def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> P
     with_csv = setting.kind != DataKind.REPORT_PDF
     with_pdf = setting.kind in PDF_KINDS
     ids = selected_record_ids(setting, menu, keyword)
+    plain = export.plain_columns(columns)
     header = export.header_bytes(columns) if with_csv else b""
     code_index = export.customer_code_index(columns)
     fields = list(setting.database.fields)
@@ -330,7 +336,7 @@ def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> P
 
     def lines_iter():
         for record in export.stream_records(ids):
-            item = export.record_lines(record, columns, code_index) if with_csv else export.RecordLines(record.id, rows=1)
+            item = export.record_lines(record, plain, code_index) if with_csv else export.RecordLines(record.id, rows=1)
             if with_pdf and not item.problem:
                 item.pdf_name, item.problem = export.pdf_member(record, code_field, number_field)
                 if item.pdf_name in seen:
