@@ -33,6 +33,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .auth import bp as auth_bp
     from .auth.cli import register_cli as register_auth_cli
     from .backup.cli import register_cli as register_backup_cli
+    from .backup.cli import register_cli as register_backup_cli
     from .core import register_core
     from .core.security import register_security
     from .databases import bp as databases_bp
@@ -56,5 +57,6 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     register_timers_cli(app)
     register_auth_cli(app)
     register_demo_cli(app)
+    register_backup_cli(app)
     register_backup_cli(app)
     return app
