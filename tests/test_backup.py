@@ -200,3 +200,15 @@ def test_create_refuses_to_overwrite_an_existing_file(installation, tmp_path):
     result = installation.test_cli_runner().invoke(args=["backup", "create", str(existing)])
     assert result.exit_code != 0 and "既に存在します" in result.output
     assert existing.read_bytes() == b"keep me"
+
+
+def test_the_generated_secret_key_stays_out_even_when_files_dir_encloses_it(installation, tmp_path):
+    # A FILES_DIR configured as the instance folder itself: the key file there must still not be archived.
+    key_file = Path(installation.instance_path) / "secret_key"
+    shutil.copytree(installation.config["FILES_DIR"], Path(installation.instance_path) / "files", dirs_exist_ok=True)
+    installation.config["FILES_DIR"] = installation.instance_path
+    create(installation, tmp_path / "b.tar.gz")
+    with tarfile.open(tmp_path / "b.tar.gz") as archive:
+        names = archive.getnames()
+    assert "files/secret_key" not in names and any(n.startswith("files/files/records/") for n in names)
+    assert key_file.read_bytes().strip() not in gzip.decompress((tmp_path / "b.tar.gz").read_bytes())
