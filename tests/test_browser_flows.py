@@ -110,3 +110,31 @@ def test_run_from_the_record_list_watch_it_complete_and_download_the_csv(page, l
     assert csv_bytes.count(b"\r\n") == 31
     page.screenshot(path=str(SHOTS / "run_detail.png"), full_page=True)
     assert [i["params"]["importProcessName"] for i in demo.imports()] == ["ブラウザから実行"]
+
+
+def test_pdf_csv_run_and_the_pdfs_in_the_emulator_ui(page, live_server, demo, worker):
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, live_server, "user", "user")
+    panel = page.get_by_role("complementary", name="左パネル")
+    for menu_name, integration in (("楽楽明細 未連携顧客", "楽楽明細へ顧客を連携"),
+                                   ("楽楽明細 送信待ち請求書", "楽楽明細へ請求書を発行(PDF+CSV)")):
+        panel.get_by_role("link", name=menu_name).click()
+        page.locator("summary", has_text="サブメニュー").click()
+        page.get_by_role("menuitem", name=re.compile(re.escape(integration))).click()
+        page.locator("#run-dialog dialog").get_by_role("button", name="実行").click()
+        expect(page.locator(".run-progress .status-badge")).to_have_text("完了", timeout=60_000)
+        page.locator("[data-close-dialog]").first.click()
+
+    # What 楽楽明細 received: documents with their PDFs.
+    page.goto(f"{demo.root_url}demo/backadmin/")
+    page.get_by_role("link", name="帳票一覧").click()
+    first_document = page.locator("table tbody tr").first
+    expect(first_document).to_contain_text("発行済")
+    first_document.get_by_role("link").first.click()
+    pdf_link = page.get_by_role("link", name=re.compile("PDF"))
+    expect(pdf_link.first).to_be_visible()
+    response = page.request.get(pdf_link.first.get_attribute("href") if pdf_link.first.get_attribute("href").startswith("http")
+                                else demo.root_url.rstrip("/") + pdf_link.first.get_attribute("href"))
+    assert response.headers["content-type"].startswith("application/pdf")
+    assert response.body().startswith(b"%PDF")
+    page.screenshot(path=str(SHOTS / "emulator_document.png"), full_page=True)

@@ -403,3 +403,21 @@ def test_publication_date_in_run_detail_is_local_time(app, demo, signin):
         stored = as_utc(db.session.get(Run, run_id).publication_date)
         assert stored == future.astimezone(UTC)
     assert future.strftime("%Y/%m/%d %H:%M") in user.get(f"/runs/{run_id}").get_data(as_text=True)
+
+
+def test_deleting_a_setting_with_runs_keeps_it_hidden_for_the_history(app, demo, signin):
+    run_id, _, _ = start(app, signin, CUSTOMER_MENU, CUSTOMER_SETTING)
+    with app.app_context():
+        execute(run_id)
+        setting_id = setting_named(CUSTOMER_SETTING).id
+        database_id = setting_named(CUSTOMER_SETTING).database_id
+    keiri = signin("keiri")
+    assert keiri.post(f"/dbs/{database_id}/integrations/{setting_id}/delete").status_code == 302
+    listing = keiri.get(f"/dbs/{database_id}/integrations").get_data(as_text=True)
+    assert f"/integrations/{setting_id}/edit" not in listing  # hidden from the list
+    with app.app_context():
+        from webapp.integrations.models import IntegrationSetting
+
+        assert db.session.get(IntegrationSetting, setting_id).is_deleted  # kept for the history
+    detail = keiri.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert CUSTOMER_SETTING in detail and "完了" in detail
