@@ -212,3 +212,12 @@ def test_the_generated_secret_key_stays_out_even_when_files_dir_encloses_it(inst
         names = archive.getnames()
     assert "files/secret_key" not in names and any(n.startswith("files/files/records/") for n in names)
     assert key_file.read_bytes().strip() not in gzip.decompress((tmp_path / "b.tar.gz").read_bytes())
+
+
+def test_restore_into_a_never_started_installation(installation, installations, tmp_path):
+    # No tables at all yet (`flask db upgrade` never ran there): the restore brings the schema with the data.
+    create(installation, tmp_path / "b.tar.gz")
+    target = installations.new("blank", migrate=False)
+    code, output = restore(target, tmp_path / "b.tar.gz")
+    assert code == 0, output
+    assert snapshot(target)["rows"] == snapshot(installation)["rows"]

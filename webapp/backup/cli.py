@@ -16,7 +16,7 @@ backup_cli = AppGroup("backup", help="Backups: the database and FILES_DIR in one
 def key_warning() -> str:
     source = token_key_source()
     where = "環境変数 TOKEN_ENCRYPTION_KEY" if source == "TOKEN_ENCRYPTION_KEY" else \
-        "SECRET_KEY(環境変数、未設定なら instance/secret_key)"
+        "SECRET_KEY。環境変数で指定しない場合は instance/secret_key のファイル"
     return (
         f"注意: 暗号化キー({where})はバックアップに含まれていません。保存されたAPIトークンを読むにはこのキーが必要です。"
         "バックアップとは別に安全に保管してください。キーを失った場合、各「楽楽明細連携設定」のAPIトークンが"
