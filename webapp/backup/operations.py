@@ -111,9 +111,11 @@ def _sqlite_path() -> Path:
 
 def _sqlite_copy(source: Path, target: Path) -> None:
     # The online backup API copies in one step (pages=-1): a consistent snapshot even while the app writes.
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    src, dst = sqlite3.connect(source, timeout=30), sqlite3.connect(target, timeout=30)
     try:
         src.backup(dst)
+    except sqlite3.Error as exc:
+        raise BackupError(f"SQLiteのコピーに失敗しました({exc})。復元の場合はアプリとワーカーを止めてから実行してください。") from exc
     finally:
         dst.close()
         src.close()
