@@ -9,7 +9,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: venv run test lint system-packages
+.PHONY: venv run prod test lint system-packages
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ system-packages:
 run: venv
 	@bash scripts/ensure_system_packages.sh fonts-ipaexfont
 	$(VENV)/bin/python scripts/devrun.py
+
+# The production topology on PostgreSQL (gunicorn, 2 workers, scheduler; see deploy/ and scripts/prodrun.py).
+prod: venv
+	@bash scripts/ensure_system_packages.sh fonts-ipaexfont
+	$(VENV)/bin/python scripts/prodrun.py
 
 test: venv system-packages
 	bash scripts/run_tests.sh $(ARGS)

@@ -50,8 +50,12 @@ def emit(line: str) -> None:
             pass
 
 
+# prodrun.py reuses this module's pieces and sets its own name here.
+LOG_TAG = "devrun"
+
+
 def say(message: str) -> None:
-    emit(f"[devrun] {message}")
+    emit(f"[{LOG_TAG}] {message}")
 
 
 def redacted(url: str) -> str:
