@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import TEST_REDIS_URL, free_port
 from helpers import csrf_token_from
 from run_helpers import CUSTOMER_MENU, CUSTOMER_SETTING, menu_named, setting_named, worker_env
 
@@ -192,3 +192,21 @@ def test_status_page_says_when_redis_is_unreachable(app, login):
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     html = admin.get("/admin/status").get_data(as_text=True)
     assert "異常あり" in html and "Redisに接続できません" in html and "稼働中のワーカーはありません" in html
+
+
+def test_healthz_is_degraded_when_the_database_is_unreachable_and_shows_no_url(tmp_path):
+    from webapp import create_app
+
+    # Nothing listens on this port; the password must not leak into the answer.
+    url = f"postgresql+psycopg://meisai:hunter2-db-pass@127.0.0.1:{free_port()}/meisai"
+    down = create_app({"TESTING": True, "SECRET_KEY": "test-secret-key-not-used-elsewhere", "SQLALCHEMY_DATABASE_URI": url,
+                       "REDIS_URL": TEST_REDIS_URL,
+                       "RQ_QUEUE": f"test-down-{os.getpid()}"}, instance_path=str(tmp_path / "instance"))
+    response = down.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["database"] == {"ok": False, "reason": "database unreachable"}
+    assert body["checks"]["scheduler"] == {"ok": False, "reason": "database unreachable"}
+    assert body["checks"]["redis"] == {"ok": True}
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert_no_secrets(down, response)
