@@ -62,6 +62,7 @@ def run_case(invoices: int) -> dict:
     from webapp.runs import engine
     from webapp.runs.operations import start_run
 
+    db.create_all()
     seed_demo(customer_count=300, invoice_count=invoices, admin_password="bench")
     settings = {s.name: s for s in db.session.query(IntegrationSetting)}
     customers = db.session.query(Database).filter_by(name="顧客").one()
