@@ -363,6 +363,7 @@ def run(supervisor: Supervisor) -> None:
     ensure_redis(supervisor)
     flask = [sys.executable, "-m", "flask", "--app", "webapp"]
     supervisor.run_step("db", [*flask, "db", "upgrade"])
+    supervisor.run_step("db", [*flask, "ensure-indexes"])
     supervisor.run_step("seed", [*flask, "seed-demo"])
     (INSTANCE / "emulator").mkdir(exist_ok=True)
     started = {name: supervisor.start(name, argv) for name, argv in service_commands(env)}

@@ -131,6 +131,7 @@ def run(supervisor: Supervisor) -> None:
     devrun.ensure_redis(supervisor)
     flask = [sys.executable, "-m", "flask", "--app", "webapp"]
     supervisor.run_step("db", [*flask, "db", "upgrade"])
+    supervisor.run_step("db", [*flask, "ensure-indexes"])
     supervisor.run_step("seed", [*flask, "seed-demo"])
     (PROD_DIR / "emulator").mkdir(parents=True, exist_ok=True)
     started = {name: supervisor.start(name, argv) for name, argv in service_commands(env)}

@@ -131,7 +131,7 @@ def test_pdf_csv_run_and_the_pdfs_in_the_emulator_ui(page, live_server, demo, wo
     first_document = page.locator("table tbody tr").first
     expect(first_document).to_contain_text("発行済")
     first_document.get_by_role("link").first.click()
-    pdf_link = page.get_by_role("link", name=re.compile("PDF"))
+    pdf_link = page.get_by_role("link", name=re.compile(r"\.pdf$"))
     expect(pdf_link.first).to_be_visible()
     response = page.request.get(pdf_link.first.get_attribute("href") if pdf_link.first.get_attribute("href").startswith("http")
                                 else demo.root_url.rstrip("/") + pdf_link.first.get_attribute("href"))

@@ -1,6 +1,7 @@
 """DB設定: DBs, fields (types, options, order), menus (columns, filters, sort) and the tabs."""
 
 import pytest
+from conftest import TEST_DATABASE_URL
 
 from webapp.databases.models import Database, Field, Menu
 from webapp.extensions import db
@@ -205,3 +206,19 @@ def test_settings_tabs_swap_as_fragments(login, sample):
                           headers={"HX-Request": "true", "HX-Target": "tab-body"}).get_data(as_text=True)
     assert "<html" not in fragment and "楽楽明細連携設定" in fragment
     assert 'hx-swap-oob="true" id="tab-integration"' in fragment
+
+
+def test_ensure_indexes_command_rebuilds_the_per_field_indexes(app, sample):
+    from sqlalchemy import text
+
+    sql = ("SELECT indexname FROM pg_indexes WHERE tablename = 'records'" if TEST_DATABASE_URL
+           else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'")
+    name = f"ix_records_f{sample['fields']['請求番号']}"
+    with app.app_context():
+        db.session.execute(text(f"DROP INDEX {name}"))
+        db.session.commit()
+        assert name not in set(db.session.execute(text(sql)).scalars())
+    result = app.test_cli_runner().invoke(args=["ensure-indexes"])
+    assert result.exit_code == 0 and "項目のインデックスを確認しました" in result.output
+    with app.app_context():
+        assert name in set(db.session.execute(text(sql)).scalars())

@@ -33,10 +33,10 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .auth import bp as auth_bp
     from .auth.cli import register_cli as register_auth_cli
     from .backup.cli import register_cli as register_backup_cli
-    from .backup.cli import register_cli as register_backup_cli
     from .core import register_core
     from .core.security import register_security
     from .databases import bp as databases_bp
+    from .databases.cli import register_cli as register_databases_cli
     from .demo import register_cli as register_demo_cli
     from .health import bp as health_bp
     from .integrations import bp as integrations_bp
@@ -58,5 +58,5 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     register_auth_cli(app)
     register_demo_cli(app)
     register_backup_cli(app)
-    register_backup_cli(app)
+    register_databases_cli(app)
     return app
