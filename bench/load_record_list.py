@@ -64,7 +64,7 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"  # the demo seed's administrator
 FINAL_STATUSES = {"completed", "partial", "error", "needs_check", "interrupted"}
 STATUS_LABELS = {"queued": "待機中", "running": "実行中", "completed": "完了", "partial": "一部エラー", "error": "エラー",
-                 "needs_check": "要確認", "interrupted": "中断"}
+                 "needs_check": "要確認", "interrupted": "中断", "finishing": "終了処理中(レコード更新・メール)"}
 CUSTOMER_SETTING = "楽楽明細へ顧客を連携"
 INVOICE_SETTING = "楽楽明細へ請求書を発行(CSV)"
 CUSTOMER_MENU = "楽楽明細 未連携顧客"
@@ -161,6 +161,10 @@ class Topology:
 
         return psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
 
+    def execute(self, sql: str, params=()) -> None:
+        with self.connect() as conn:
+            conn.execute(sql, params)
+
     def query(self, sql: str, params=()) -> list[tuple]:
         with self.connect() as conn:
             return conn.execute(sql, params).fetchall()
@@ -239,16 +243,21 @@ class Topology:
         path = self.tmp / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def kill_group(self, name: str) -> None:
-        """SIGKILL a process and everything in its session (a worker and its work-horse): no clean-up at all."""
+    def kill_tree(self, name: str) -> list[int]:
+        """SIGKILL a process and all its descendants at once, as if its machine died: no clean-up at all.
+        Its process group is not enough: RQ's work-horse calls setpgrp() and would survive."""
         process = self.processes[name]
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        pids = descendants(process.pid) + [process.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         process.wait(timeout=10)
+        return pids
 
     def stop_all(self) -> None:
+        strays = [pid for process in self.processes.values() for pid in descendants(process.pid)]
         for process in self.processes.values():
             try:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -264,6 +273,11 @@ class Topology:
                 except ProcessLookupError:
                     pass
                 process.wait(timeout=10)
+        for pid in strays:  # e.g. a work-horse in its own process group
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.processes.clear()
 
     def cleanup(self, keep: bool = False) -> None:
@@ -334,6 +348,28 @@ class Topology:
                     raise SetupError(f"pre-registering customers failed: {state}")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (from /proc's children lists), bounded in depth and count."""
+    found, frontier = [], [pid]
+    for _ in range(10):
+        next_level = []
+        for parent in frontier:
+            try:
+                tasks = os.listdir(f"/proc/{parent}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    next_level += [int(c) for c in Path(f"/proc/{parent}/task/{task}/children").read_text().split()]
+                except (OSError, ValueError):
+                    pass
+        if not next_level or len(found) > 1000:
+            break
+        found += next_level
+        frontier = next_level
+    return found
+
+
 def csv_codes(data: bytes) -> list[str]:
     """顧客コード of every data line of a cp932 CSV with a header row."""
     rows = list(csv.reader(io.StringIO(data.decode("cp932"), newline="")))
@@ -373,7 +409,9 @@ class Browser:
                                      allow_redirects=False, timeout=120)
         match = re.search(r"/runs/(\d+)", response.headers.get("Location", ""))
         if response.status_code != 302 or not match:
-            raise SetupError(f"starting the run failed: HTTP {response.status_code} {response.text[:500]}")
+            shown = re.search(r'class="flash flash-error"[^>]*>([^<]+)<', response.text)
+            raise SetupError(f"starting the run failed: HTTP {response.status_code} "
+                             f"{shown.group(1) if shown else response.text[:500]}")
         return int(match.group(1))
 
     def run_page(self, run_id: int) -> tuple[int, str]:
@@ -631,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
         both_until = runs_until = None
         while time.monotonic() - started < args.max_duration:
             rows = topo.run_rows(list(run_ids.values()))
-            done = [r for r in rows.values() if r["status"] in FINAL_STATUSES]
+            # finished_at is set last, after レコード更新 and the mail (the status is final before them).
+            done = [r for r in rows.values() if r["status"] in FINAL_STATUSES and r["finished_at"]]
             if done and both_until is None:
                 both_until = time.time()
             if len(done) == len(run_ids):
