@@ -381,12 +381,17 @@ def main() -> int:
     argparse.ArgumentParser(description=__doc__, formatter_class=formatter).parse_args()
     sys.stdout.reconfigure(errors="replace")
     INSTANCE.mkdir(exist_ok=True)
+    return supervise(build_env(), run)
+
+
+def supervise(env: dict, start) -> int:
+    """Run `start(supervisor)` until Ctrl-C/SIGTERM or a failure, then stop every child; the exit status."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_stop)
-    supervisor = Supervisor(build_env())
+    supervisor = Supervisor(env)
     status = 0
     try:
-        run(supervisor)
+        start(supervisor)
     except Stop as stop:
         say(f"{stop} received; stopping")
     except Failure as failure:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 import urllib.error
@@ -28,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import devrun  # noqa: E402  (sibling module: the supervisor and helpers of `make run`)
 import redis_helper  # noqa: E402
-from devrun import EMULATOR_PORT, INSTANCE, REPO, Failure, Stop, Supervisor, emit, redacted, say  # noqa: E402
+from devrun import EMULATOR_PORT, INSTANCE, REPO, Failure, Supervisor, emit, redacted, say  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/meisai_prod"
 PROD_DIR = INSTANCE / "prod"
@@ -165,24 +164,7 @@ def main() -> int:
     sys.stdout.reconfigure(errors="replace")
     devrun.LOG_TAG = "prodrun"
     PROD_DIR.mkdir(parents=True, exist_ok=True)
-    for sig in devrun.STOP_SIGNALS:
-        signal.signal(sig, devrun._raise_stop)
-    supervisor = Supervisor(build_env())
-    status = 0
-    try:
-        run(supervisor)
-    except Stop as stop:
-        say(f"{stop} received; stopping")
-    except Failure as failure:
-        status = 1
-        say(f"ERROR: {failure}")
-        if failure.child is not None:
-            failure.child.show_tail()
-        say("stopping everything")
-    finally:
-        supervisor.stop_all()
-    say("all processes stopped")
-    return status
+    return devrun.supervise(build_env(), run)
 
 
 if __name__ == "__main__":
