@@ -16,10 +16,11 @@ invoice run imports without "unknown customer" row errors while the customer run
 Phases:
   1. idle: 1 user, the same request mix, one request after another (0.1 s apart), no run active;
   2. load: --users users (each its own login session, think time uniform --think-min..--think-max seconds, the
-     usual model of a person reading a page), ramped up over 5 s; after 5 s more an operator session starts both
-     integrations through the app's POST route (the 実行 button); the load goes on until both runs have ended
-     (at least --min-duration, at most --max-duration seconds). Samples taken while a run was active count as
-     "under load".
+     usual model of a person reading a page), ramped up over 5 s; they browse alone for --users-only seconds
+     (reported apart), then an operator session starts both integrations through the app's POST route (the 実行
+     button); the load goes on until both runs have ended (at least --min-duration, at most --max-duration
+     seconds). Samples taken while a run was active count as "under load". CPU seconds per process (with its
+     children) are read from /proc for both windows, to show where the 2 cores went.
 Request mix (weights): 請求書一覧 (100,000 records, sorted by 請求日 desc) random page 1-20 (30), the
 楽楽明細 送信待ち請求書 menu (filter 連携ステータス=未連携, rows change as the run updates them) page 1-10 (15),
 keyword search on 請求書一覧 (25), htmx paging fragment (15), 顧客一覧 (100,000 customers) page 1-20 (15).
@@ -370,6 +371,31 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _cpu_of(pid: int | str) -> tuple[str, float]:
+    """(command name, CPU seconds of the process and its reaped children) from /proc/<pid>/stat."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "", 0.0
+    name = raw[raw.index("(") + 1:raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2:].split()
+    ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return name, ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(processes: dict[str, subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds used so far by each started process with its descendants, by PostgreSQL (every postgres
+    process) and by this script (the load generator)."""
+    result = {}
+    for name, process in processes.items():
+        result[name] = sum(_cpu_of(pid)[1] for pid in [process.pid, *descendants(process.pid)])
+    result["postgresql"] = sum(cpu for pid in os.listdir("/proc") if pid.isdigit()
+                               for comm, cpu in [_cpu_of(pid)] if comm == "postgres")
+    times = os.times()
+    result["load generator (this script)"] = times.user + times.system
+    return result
+
+
 def csv_codes(data: bytes) -> list[str]:
     """顧客コード of every data line of a cp932 CSV with a header row."""
     rows = list(csv.reader(io.StringIO(data.decode("cp932"), newline="")))
@@ -577,8 +603,22 @@ def report(args, topo: Topology, info: dict, idle: list[dict], load: list[dict],
         if ratio == ratio:  # a kind without samples in one phase has no ratio
             verdicts.append((kind, ratio))
         print(f"  {pad(kind, 24)}{summary(idle_ms):<42}{summary(load_ms):<42}{ratio:8.2f}x")
+    users_only = [s["ms"] for s in load if windows["users_from"] <= s["start"] < windows["runs_from"] and not s["error"]]
+    all_idle = [s["ms"] for s in idle if not s["error"]]
+    ratio = pct(users_only, 95) / pct(all_idle, 95) if users_only and all_idle else float("nan")
+    print(f"  {pad('(users only, no run)', 24)}{'':<42}{summary(users_only):<42}{ratio:8.2f}x  n={len(users_only)}")
     both_ms = [s["ms"] for s in both if not s["error"]]
     print(f"  {pad('(both runs active)', 24)}{'':<42}{summary(both_ms):<42}   n={len(both_ms)}")
+    cpu_users, cpu_runs, cpu_end = windows["cpu"]
+    users_s = windows["runs_from"] - windows["users_from"]
+    runs_s = windows["runs_until"] - windows["runs_from"]
+    print(f"\nCPU seconds used (2 cores = {2 * users_s:.0f} CPU-s in the {users_s:.0f} s users-only window, "
+          f"{2 * runs_s:.0f} CPU-s in the {runs_s:.0f} s with runs):")
+    for name in cpu_end:
+        alone = cpu_runs.get(name, 0) - cpu_users.get(name, 0)
+        with_runs = cpu_end.get(name, 0) - cpu_runs.get(name, 0)
+        print(f"  {name:<30} users only {alone:7.1f} ({alone / users_s * 100:5.1f} % of a core)   with runs "
+              f"{with_runs:7.1f} ({with_runs / runs_s * 100:5.1f} % of a core)")
     errors = [s for s in idle + load if s["error"]]
     by_error = defaultdict(int)
     for s in errors:
@@ -609,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-requests", type=int, default=250)
     parser.add_argument("--think-min", type=float, default=1.0)
     parser.add_argument("--think-max", type=float, default=3.0)
+    parser.add_argument("--users-only", type=float, default=40.0,
+                        help="seconds of load before the runs start (the users alone, for comparison)")
     parser.add_argument("--min-duration", type=float, default=60.0, help="seconds of load at least")
     parser.add_argument("--max-duration", type=float, default=300.0, help="seconds of load at most")
     parser.add_argument("--seed", type=int, default=20261124)
@@ -656,9 +698,12 @@ def main(argv: list[str] | None = None) -> int:
             thread.start()
             threads.append(thread)
             time.sleep(5.0 / args.users)  # ramp-up over 5 s
-        time.sleep(5)
+        users_from = time.time()
+        cpu_users = cpu_snapshot(topo.processes)
+        time.sleep(args.users_only)
         operator = Browser(topo.base)
         runs_from = time.time()
+        cpu_runs = cpu_snapshot(topo.processes)
         run_ids = {
             "顧客データ (" + CUSTOMER_SETTING + ")": operator.start_run(ids["menus"][CUSTOMER_MENU],
                                                                  ids["settings"][CUSTOMER_SETTING], "load test"),
@@ -667,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         say(f"runs started: {run_ids}")
         both_until = runs_until = None
+        cpu_end: dict = {}
         while time.monotonic() - started < args.max_duration:
             rows = topo.run_rows(list(run_ids.values()))
             # finished_at is set last, after レコード更新 and the mail (the status is final before them).
@@ -674,7 +720,9 @@ def main(argv: list[str] | None = None) -> int:
             if done and both_until is None:
                 both_until = time.time()
             if len(done) == len(run_ids):
-                runs_until = runs_until or time.time()
+                if runs_until is None:
+                    runs_until = time.time()
+                    cpu_end = cpu_snapshot(topo.processes)
                 if time.monotonic() - started >= args.min_duration:
                     break
             time.sleep(1)
@@ -685,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = topo.run_rows(list(run_ids.values()))
         runs = {label: rows[run_id] for label, run_id in run_ids.items()}
         windows = {"load_s": time.monotonic() - started, "runs_from": runs_from, "runs_until": runs_until or end,
-                   "both_until": both_until or end}
+                   "both_until": both_until or end, "users_from": users_from,
+                   "cpu": (cpu_users, cpu_runs, cpu_end or cpu_snapshot(topo.processes))}
         for label, row in runs.items():
             say(f"{label}: {row['status']}")
         report(args, topo, info, idle, samples, runs, windows, login_errors)
