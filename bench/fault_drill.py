@@ -433,6 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.rounds + 1):
             results.append(drill.kill_round(number))
             print_result(results[-1])
+        pg_skipped = ""
+        if not args.skip_pg_restart:
+            others = other_clients(topo.db_name)
+            if others and not args.force_pg_restart:
+                pg_skipped = f"other clients are connected ({others}); pass --force-pg-restart"
+            else:
+                results.append(drill.pg_round(version, cluster))
+                print_result(results[-1])
+        else:
+            pg_skipped = "--skip-pg-restart"
+        # Last: if the run stays stuck, its key blocks every later run of this integration.
         extra = drill.finish_kill_round() if args.kill_in_finish else None
         if extra:
             print(f"\nExtra round: SIGKILL during レコード更新 (run {extra['run_id']}, status then "
@@ -444,16 +455,6 @@ def main(argv: list[str] | None = None) -> int:
             if extra["again"]:
                 seen = drill.operator_until_final(extra["again"], [])
                 print(f"  that run ended {seen['status']}")
-        pg_skipped = ""
-        if not args.skip_pg_restart:
-            others = other_clients(topo.db_name)
-            if others and not args.force_pg_restart:
-                pg_skipped = f"other clients are connected ({others}); pass --force-pg-restart"
-            else:
-                results.append(drill.pg_round(version, cluster))
-                print_result(results[-1])
-        else:
-            pg_skipped = "--skip-pg-restart"
     except SetupError as exc:
         say(f"SET-UP FAILED: {exc}")
         args.keep = True
