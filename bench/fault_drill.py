@@ -198,7 +198,8 @@ class Drill:
     def operator_until_final(self, run_id: int, timeline: list, timeout: float = 420, max_reruns: int = 3) -> dict:
         """What an operator does: reload the status page; when it shows 中断, read why and press 再実行."""
         deadline = time.monotonic() + timeout
-        seen: dict = {"interrupted_pages": [], "reruns": 0, "page_errors": 0}
+        seen: dict = {"interrupted_pages": [], "reruns": 0, "page_errors": 0, "stuck": ""}
+        queued_since = None
         while time.monotonic() < deadline:
             try:
                 code, page = self.operator.run_page(run_id)
@@ -212,6 +213,8 @@ class Drill:
                 seen["page_errors"] += 1
             if not timeline or timeline[-1][1] != status:
                 timeline.append((time.monotonic(), status, code))
+            if status != "queued":
+                queued_since = None
             if status == "interrupted" and code == 200:
                 explained = "中断" in page and ("再実行" in page) and (INTERRUPTED_TEXT in page or CRASH_TEXT in page)
                 reason = INTERRUPTED_TEXT if INTERRUPTED_TEXT in page else CRASH_TEXT if CRASH_TEXT in page else "?"
@@ -221,6 +224,12 @@ class Drill:
                 answer = self.operator.rerun(run_id)
                 seen["reruns"] += 1
                 timeline.append((time.monotonic(), f"再実行 pressed (HTTP {answer})", answer))
+            elif status == "queued":
+                # Two idle workers take a queued run within a second; a minute means nobody ever will.
+                queued_since = queued_since or time.monotonic()
+                if time.monotonic() - queued_since > 60:
+                    seen["stuck"] = "待機中 for 60 s with 2 idle workers"
+                    break
             elif status in FINAL_STATUSES:
                 # The page read above may predate the end: read it again, as the operator would.
                 code, page = self.operator.run_page(run_id)
@@ -354,7 +363,10 @@ class Drill:
             "UPDATE records SET data = jsonb_set(data, ARRAY[%s], '\"未連携\"'::jsonb) WHERE id IN "
             "(SELECT id FROM records WHERE database_id = %s ORDER BY id LIMIT %s)",
             (self.keys["連携ステータス"], self.database_id, records))
-        run_id = self.operator.start_run(self.menu_id, self.setting_id, "after the PostgreSQL restart")
+        try:
+            run_id = self.operator.start_run(self.menu_id, self.setting_id, "after the PostgreSQL restart")
+        except SetupError as exc:
+            return {"run_id": None, "status": f"refused ({exc})"[:200], "waited_s": 0, "worker_errors": []}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.status(run_id) not in FINAL_STATUSES:
             time.sleep(1)
@@ -414,6 +426,8 @@ def print_result(r: dict) -> None:
               f"(「{pages[0][1]}…」), 再実行 pressed {r['seen']['reruns']}x")
     else:
         print("  status page          never showed 中断 (the run ended on its own)")
+    if r["seen"]["stuck"]:
+        print(f"  STUCK                {r['seen']['stuck']}")
     if r["seen"]["page_errors"]:
         print(f"  page reloads failed  {r['seen']['page_errors']} (while the fault lasted)")
     print(f"  calls at the end     {compact(r['calls'])}; ok {r['ok_count']:,}, errors {r['error_count']:,}")
