@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from webapp import create_app
+from webapp.extensions import db
 from webapp.health.operations import WORKER_TTL
 
 
@@ -50,6 +51,10 @@ def main() -> None:
         recovered = recover_runs()
         if recovered:
             log.warning("recovered runs: %s", recovered)
+        # Jobs run in forked work-horses: the parent must hold no connection (or open transaction) for them to
+        # inherit — a connection that died with a database restart would fail every later job.
+        db.session.remove()
+        db.engine.dispose()
         # Jobs are plain functions taking ids; the pushed context gives them the database session.
         # A short TTL makes idle workers beat every ~2 minutes, so /healthz notices a dead one soon.
         Worker(queues, connection=connection, worker_ttl=WORKER_TTL).work(with_scheduler=True, burst=args.burst)

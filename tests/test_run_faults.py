@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,32 @@ def test_maintenance_that_never_ends_fails_the_run_without_sending(app, demo, sm
     assert "エラー" in smtp_server.messages[0]["subject"]
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (read from /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
 def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resending(app, demo, signin):
     with app.app_context():
         add_customers(10_005 - 30)  # two calls: 10,000 + 5 rows
@@ -144,8 +171,16 @@ def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resendin
         wait_for(lambda: call_status(app, run_id) == CallStatus.ACCEPTED, timeout=60)
         time.sleep(0.3)
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse, no cleanup
+        # The worker and its work-horse (RQ puts the horse in its own process group), no cleanup.
+        doomed = [worker.pid, *descendants(worker.pid)]
+        assert len(doomed) >= 2, "the work-horse running the job must be killed too"
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         worker.wait(timeout=10)
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid) for pid in doomed), timeout=10)
     demo.reset_faults()
     app.config["RUN_STALE_SECONDS"] = 0.5
     time.sleep(0.6)
@@ -231,3 +266,37 @@ def test_redis_restarted_between_enqueue_and_work_still_runs_once(app, demo, pri
         run = db.session.get(Run, run_id)
         assert run.status == RunStatus.COMPLETED, worker.stderr[-2000:]
     assert import_totals(demo) == [30]
+
+
+def test_a_call_already_taken_by_another_worker_is_not_posted_again(app, demo):
+    """A worker wrongly thought dead must not POST a call the resumed job already took."""
+    run_id = new_run(app)
+    with app.app_context():
+        from webapp.runs import engine
+
+        run = db.session.get(Run, run_id)
+        engine._claim(run_id)
+        engine._plan(run, setting_named(CUSTOMER_SETTING))
+        call = run.calls[0]
+        db.session.execute(db.text("UPDATE run_calls SET status = 'posting' WHERE id = :i"), {"i": call.id})
+        db.session.commit()
+        with pytest.raises(engine.RunTakenOver):
+            engine._post(run, setting_named(CUSTOMER_SETTING), None, call, [])
+    assert demo.imports() == []
+
+
+def test_a_queued_run_whose_job_failed_before_starting_is_queued_again(app, demo):
+    from rq import Queue
+
+    with app.app_context():
+        from webapp.runs.operations import enqueue_run, job_id_of, redis_connection
+
+        run = start_run(setting_named(CUSTOMER_SETTING), menu_named(CUSTOMER_MENU), executor_id=None, enqueue=False)
+        enqueue_run(run)
+        job = Queue(app.config["RQ_QUEUE"], connection=redis_connection()).fetch_job(job_id_of(run))
+        job.set_status("failed")  # e.g. the database was restarting when the worker took it
+        db.session.execute(db.text("UPDATE runs SET created_at = :t WHERE id = :i"),
+                           {"t": datetime.now(UTC) - timedelta(seconds=10), "i": run.id})
+        db.session.commit()
+        assert recover_runs() == [run.id]
+        assert Queue(app.config["RQ_QUEUE"], connection=redis_connection()).fetch_job(job_id_of(run)).get_status() == "queued"

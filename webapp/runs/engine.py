@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 STOPPING_ERRORS = (MeisaiAuthError, MeisaiParamError, MeisaiNotFound, MeisaiFileError, MeisaiLimitError)
 
 
+class RunTakenOver(Exception):
+    """Another worker resumed this run (this one was thought dead): leave everything to it."""
+
+
 def execute_run(run_id: int) -> str:
     """Run (or resume) one run to its end. Safe to call again for the same run."""
     if not _claim(run_id):
@@ -63,6 +67,10 @@ def execute_run(run_id: int) -> str:
         return run.status if run else "missing"
     try:
         return _execute(db.session.get(Run, run_id))
+    except RunTakenOver:
+        log.warning("run %s: taken over by another worker; this one stops", run_id)
+        db.session.rollback()
+        return "taken_over"
     except Exception:
         log.exception("run %s: unexpected failure", run_id)
         db.session.rollback()
@@ -207,6 +215,7 @@ def _plan(run: Run, setting: IntegrationSetting) -> None:
         db.session.add(call)
         _set_records(run, item.record_ids, call_index=index)
         lines.append(item.rows)
+        _beat(run, f"送信データを作成しています({index}回目の分)…")
     missing_records = [rid for rid in ordered_ids if rid not in present]
     for record_id in missing_records:
         invalid[record_id] = "レコードが実行前に削除されました。"
@@ -315,8 +324,13 @@ def _store_exchanges(call: RunCall, exchanges: list[ExchangeLog]) -> None:
 def _post(run: Run, setting: IntegrationSetting, client: MeisaiClient, call: RunCall,
           exchanges: list[ExchangeLog]) -> str:
     """POST one call; returns a reason to stop sending the remaining calls, or ""."""
-    call.status = CallStatus.POSTING
-    call.posted_at = utcnow()
+    # Take the call atomically: a worker that was wrongly thought dead and a resumed job never both POST it.
+    taken = db.session.execute(update(RunCall).where(RunCall.id == call.id, RunCall.status == CallStatus.PLANNED)
+                               .values(status=CallStatus.POSTING, posted_at=utcnow()))
+    db.session.commit()
+    db.session.refresh(call)
+    if taken.rowcount != 1:
+        raise RunTakenOver(f"run {run.id} call {call.index} was taken by another worker")
     _call_records(run, call, status=RecordStatus.SENDING)
     _beat(run, f"送信しています({call.index}/{run.call_count}回目)…")
     uploads = [Upload(f["name"], (files_root() / f["path"]).read_bytes(), f["content_type"]) for f in call.files]
@@ -447,21 +461,23 @@ def _finish(run: Run, setting: IntegrationSetting) -> str:
     unknown = counts.get(RecordStatus.UNKNOWN, 0)
     failed = sum(counts.get(s, 0) for s in (RecordStatus.ROW_ERROR, RecordStatus.INVALID, RecordStatus.NOT_SENT,
                                             RecordStatus.PENDING, RecordStatus.SENDING))
-    run.ok_count, run.error_count = ok, failed + unknown
     if unknown:
-        run.status = RunStatus.NEEDS_CHECK
+        final = RunStatus.NEEDS_CHECK
     elif failed == 0 and ok > 0:
-        run.status = RunStatus.COMPLETED
+        final = RunStatus.COMPLETED
     elif ok > 0:
-        run.status = RunStatus.PARTIAL
+        final = RunStatus.PARTIAL
     else:
-        run.status = RunStatus.ERROR
-    if not run.error_message:
-        run.error_message = _summary_error(run)
-    db.session.commit()
+        final = RunStatus.ERROR
+    # The run stays 実行中 (beating) until レコード更新 is done: a worker dying here leaves a run that
+    # recover_runs() marks 中断 and 再実行 finishes, never a final run that still holds its lock.
     if ok and setting.record_updates and not run.records_updated:
         _beat(run, "レコードを更新しています…")
         apply_record_updates(run, setting)
+    run.ok_count, run.error_count = ok, failed + unknown
+    run.status = final
+    if not run.error_message:
+        run.error_message = _summary_error(run)
     run.active_key = None
     run.finished_at = utcnow()
     run.progress = ""

@@ -260,6 +260,9 @@ def _job_state(run: Run) -> str | None:
         return "unknown"
 
 
+LOST_JOB_STATES = {None, "failed", "stopped", "canceled"}
+
+
 def recover_runs(now: datetime | None = None) -> list[int]:
     """Find runs whose worker died or whose job was lost; returns the ids it changed.
 
@@ -274,8 +277,9 @@ def recover_runs(now: datetime | None = None) -> list[int]:
     for run in active:
         if run.status == RunStatus.QUEUED:
             # A run is committed a moment before its job is enqueued: give that moment before calling it lost.
-            if as_utc(run.created_at) < now - timedelta(seconds=2) and _job_state(run) is None:
-                log.warning("run %s: job missing from Redis, queueing it again", run.id)
+            # A job that is gone, or that failed before claiming the run, sent nothing: queue it again.
+            if as_utc(run.created_at) < now - timedelta(seconds=2) and _job_state(run) in LOST_JOB_STATES:
+                log.warning("run %s: job missing or failed before starting, queueing it again", run.id)
                 enqueue_run(run)
                 changed.append(run.id)
         # The heartbeat, not RQ's registry, decides: a SIGKILLed worker leaves its job "started" for minutes.
