@@ -43,6 +43,15 @@ def get_run(run_id: int) -> Run:
     return db.get_or_404(Run, run_id, description="指定された実行履歴は存在しません。")
 
 
+def get_current_run(run_id: int) -> Run:
+    """The run as it stands now: an active one is checked for a dead worker or a lost job first."""
+    run = get_run(run_id)
+    if run.is_active:
+        recover_runs()
+        db.session.refresh(run)
+    return run
+
+
 def _dialog(menu: Menu, setting: IntegrationSetting, *, memo="", publication_date="", error="", preview=None):
     return render_template(
         "runs/_run_dialog.html", menu=menu, setting=setting, keyword=request.values.get("q", ""), memo=memo,
@@ -92,10 +101,7 @@ def run_start(menu_id: int, setting_id: int):
 @bp.get("/runs/<int:run_id>/progress")
 @login_required
 def run_progress(run_id: int):
-    run = get_run(run_id)
-    if run.is_active:
-        recover_runs()
-        db.session.refresh(run)
+    run = get_current_run(run_id)
     return render_template("runs/_progress.html", run=run)
 
 
@@ -135,10 +141,7 @@ def all_runs():
 @bp.get("/runs/<int:run_id>")
 @login_required
 def run_detail(run_id: int):
-    run = get_run(run_id)
-    if run.is_active:
-        recover_runs()
-        db.session.refresh(run)
+    run = get_current_run(run_id)
     problems = db.session.execute(
         select(RunRecord).where(RunRecord.run_id == run.id, RunRecord.status != RecordStatus.OK,
                                 RunRecord.status != RecordStatus.PENDING)

@@ -184,13 +184,8 @@ def _fire(item: Due, now: datetime) -> Run | str | None:
     if not item.record_ids:
         return _record_skip(item, now, "送信するレコードがありません(0件)。")
     slot = _new_slot(item, now, SlotOutcome.CATCH_UP if item.catch_up else SlotOutcome.RUN)
-    db.session.add(slot)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    if not _take_slot(item, slot):
         return None
-    _switch_off_once(timer, slot)
     setting = timer.setting
     menu = db.session.get(Menu, timer.menu_id) if timer.menu_id else None
     label = "タイマー実行(キャッチアップ)" if item.catch_up else "タイマー実行"
@@ -243,17 +238,25 @@ def _new_slot(item: Due, now: datetime, outcome: str, message: str = "") -> Time
                      priority=item.timer.priority, message=message)
 
 
-def _record_skip(item: Due, now: datetime, reason: str) -> str | None:
-    """スキップ with the reason (USERS.md: a record for every tick). None when another dispatcher has the slot."""
-    prefix = "キャッチアップ: " if item.catch_up else ""
-    slot = _new_slot(item, now, SlotOutcome.SKIPPED, prefix + reason)
+def _take_slot(item: Due, slot: TimerSlot) -> bool:
+    """Insert the slot row (the unique key makes it once per timer and minute); False when another dispatcher
+    has it. A 一回のみ timer switches itself off in the same transaction."""
     db.session.add(slot)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        return None
+        return False
     _switch_off_once(item.timer, slot)
+    return True
+
+
+def _record_skip(item: Due, now: datetime, reason: str) -> str | None:
+    """スキップ with the reason (USERS.md: a record for every tick). None when another dispatcher has the slot."""
+    prefix = "キャッチアップ: " if item.catch_up else ""
+    slot = _new_slot(item, now, SlotOutcome.SKIPPED, prefix + reason)
+    if not _take_slot(item, slot):
+        return None
     db.session.commit()
     log.info("timer %s: slot %s skipped: %s", item.timer.id, item.scheduled_at.isoformat(), reason)
     return SKIPPED
