@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from .config import load_config
+from .config import apply_database_settings, load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -20,6 +20,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     app.config.update(load_config(Path(app.instance_path)))
     if config:
         app.config.update(config)
+    apply_database_settings(app.config)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

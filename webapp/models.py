@@ -7,3 +7,6 @@ from .integrations.models import IntegrationSetting, MenuIntegration, RecordUpda
 from .mail.models import OutboxMail  # noqa: F401
 from .runs.models import Run, RunCall, RunRecord  # noqa: F401
 from .timers.models import SchedulerHeartbeat, Timer, TimerSlot  # noqa: F401
+
+# Not a model: the session hooks that bump Database.records_version, wherever records are written.
+from .databases import record_counts  # noqa: F401, E402

@@ -45,6 +45,9 @@ class Database(db.Model):
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # Bumped in every transaction that changes this DB's records (see record_counts.py): a count cached for
+    # one version is exact for every request that reads that version.
+    records_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     fields: Mapped[list[Field]] = relationship(
         back_populates="database", order_by="Field.position", cascade="all, delete-orphan"

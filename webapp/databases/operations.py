@@ -30,6 +30,7 @@ from .models import (
     Record,
 )
 from .query import OP_IN, OP_RANGE, OPERATOR_LABELS, index_expression, operators_for
+from .record_counts import records_of
 
 
 class DatabaseError(ValueError):
@@ -74,7 +75,8 @@ def update_database(database: Database, name: str, description: str) -> None:
 
 def delete_database(database: Database) -> None:
     # Records are removed in bulk: loading 100,000 rows to cascade them one by one would take minutes.
-    db.session.execute(delete(Record).where(Record.database_id == database.id))
+    db.session.execute(delete(Record).where(Record.database_id == database.id),
+                       execution_options=records_of(database.id))
     db.session.delete(database)
     db.session.commit()
 
@@ -144,8 +146,8 @@ def add_field(database: Database, spec: FieldSpec) -> Field:
 FIELD_INDEX_PREFIX = "ix_records_f"
 
 
-def field_index_name(target: Field) -> str:
-    return f"{FIELD_INDEX_PREFIX}{int(target.id)}"
+def field_index_name(target: Field, descending: bool = False) -> str:
+    return f"{FIELD_INDEX_PREFIX}{int(target.id)}{'d' if descending else ''}"
 
 
 def create_field_index(target: Field) -> None:
@@ -161,10 +163,17 @@ def create_field_index(target: Field) -> None:
         return
     dialect = db.session.get_bind().dialect
     sql = expression.compile(dialect=dialect, compile_kwargs={"include_table": False, "literal_binds": True})
-    db.session.execute(text(
-        f"CREATE INDEX IF NOT EXISTS {field_index_name(target)} ON records (({sql}), id)"
-        f" WHERE database_id = {int(target.database_id)}"
-    ))
+    where = f"WHERE database_id = {int(target.database_id)}"
+    db.session.execute(text(f"CREATE INDEX IF NOT EXISTS {field_index_name(target)} ON records (({sql}), id) {where}"))
+    if dialect.name == "postgresql":
+        # Lists keep blanks last in both directions. PostgreSQL's B-tree puts NULLs last ascending, so a
+        # backward scan gives DESC NULLS *FIRST*: a descending list (newest 請求日 first) would sort the whole
+        # DB on every page without this second index. SQLite puts NULLs first, so its one index reads
+        # backward for descending lists already.
+        db.session.execute(text(
+            f"CREATE INDEX IF NOT EXISTS {field_index_name(target, descending=True)} ON records"
+            f" (({sql}) DESC NULLS LAST, id DESC) {where}"
+        ))
 
 
 def ensure_field_indexes() -> int:
@@ -178,7 +187,8 @@ def ensure_field_indexes() -> int:
 
 
 def drop_field_index(target: Field) -> None:
-    db.session.execute(text(f"DROP INDEX IF EXISTS {field_index_name(target)}"))
+    for descending in (False, True):
+        db.session.execute(text(f"DROP INDEX IF EXISTS {field_index_name(target, descending)}"))
 
 
 def update_field(existing: Field, spec: FieldSpec) -> None:
@@ -369,7 +379,7 @@ def bulk_insert_records(database: Database, rows: Iterable[tuple[dict, list[dict
             {"database_id": database.id, "data": data, "details": details,
              "search_text": build_search_text(data, details), "created_by_id": user_id, "updated_by_id": user_id}
             for data, details in chunk
-        ])
+        ], execution_options=records_of(database.id))
         total += len(chunk)
     db.session.commit()
     if total >= 10_000:

@@ -15,6 +15,7 @@ from sqlalchemy.sql.operators import custom_op
 from ..extensions import db
 from .fieldtypes import FieldType
 from .models import Field, Menu, MenuFilter, Record
+from .record_counts import count_cache
 
 OP_EQUALS = "eq"
 OP_CONTAINS = "contains"
@@ -143,8 +144,12 @@ def _json_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def keyword_terms(keyword: str) -> list[str]:
+    return [t for t in keyword.lower().split() if t]
+
+
 def keyword_clause(keyword: str):
-    terms = [t for t in keyword.lower().split() if t]
+    terms = keyword_terms(keyword)
     return and_(*[Record.search_text.contains(t, autoescape=True) for t in terms]) if terms else None
 
 
@@ -160,6 +165,13 @@ def menu_records_statement(menu: Menu, keyword: str = "") -> Select:
     if clause is not None:
         conditions.append(clause)
     return select(Record).where(*conditions)
+
+
+def menu_matches_key(menu: Menu, keyword: str = "") -> tuple:
+    """What menu_records_statement's result depends on, short of the records themselves (record_counts.py)."""
+    filters = tuple((f.field_id, f.operator, json.dumps(f.value, sort_keys=True, ensure_ascii=False))
+                    for f in menu.filters)
+    return (menu.database_id, filters, tuple(keyword_terms(keyword)))
 
 
 def order_clauses(menu: Menu, sort_field: Field | None = None, desc: bool | None = None, *, use_index: bool = True):
@@ -198,10 +210,15 @@ class Page:
 
 def menu_page(menu: Menu, keyword: str = "", page: int = 1, sort_field: Field | None = None,
               desc: bool | None = None) -> Page:
+    # The version is read before the count: the count then includes at least every change up to that version.
+    version = menu.database.records_version
     statement = menu_records_statement(menu, keyword)
-    total = db.session.execute(
-        select(func.count()).select_from(statement.with_only_columns(Record.id).subquery())
-    ).scalar_one()
+    total = count_cache().get_or_count(
+        (version, *menu_matches_key(menu, keyword)),
+        lambda: db.session.execute(
+            select(func.count()).select_from(statement.with_only_columns(Record.id).subquery())
+        ).scalar_one(),
+    )
     per_page = menu.page_size or 50
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from ..databases.fieldtypes import FieldType
 from ..databases.models import Database, Field, Record
 from ..databases.operations import build_search_text, files_root, remove_stored_file, stored_file_path
+from ..databases.record_counts import records_of
 from ..extensions import db
 from .content import DocumentContent, build_content
 from .document_templates import DocumentTemplate, load_template, template_key_of
@@ -143,12 +144,12 @@ def refresh_documents(record: Record) -> DocumentChanges:
 # ---- outside a save: guarded writes --------------------------------------------------------------------
 
 
-def _lock_rows(ids: list[int]) -> None:
+def _lock_rows(ids: list[int], database_id: int) -> None:
     """Hold the records' rows until commit, so a save made meanwhile is neither lost nor overwritten."""
     if db.session.get_bind().dialect.name == "sqlite":
         # SQLite has no row locks: a no-op write takes the database's write lock (and starts the transaction).
         db.session.execute(update(Record).where(Record.id.in_(ids)).values(updated_at=Record.updated_at)
-                           .execution_options(synchronize_session=False))
+                           .execution_options(synchronize_session=False, **records_of(database_id)))
     else:
         db.session.execute(select(Record.id).where(Record.id.in_(ids)).order_by(Record.id).with_for_update())
 
@@ -165,7 +166,7 @@ def _store(generator: Generator, values: dict[int, dict]) -> dict[int, dict]:
     ids = sorted(values)
     obsolete: list[str] = []
     stored: dict[int, dict] = {}
-    _lock_rows(ids)
+    _lock_rows(ids, generator.field.database_id)
     rows = db.session.execute(
         select(Record.id, Record.data, Record.details, Record.updated_at).where(Record.id.in_(ids))
     ).all()
@@ -189,7 +190,7 @@ def _store(generator: Generator, values: dict[int, dict]) -> dict[int, dict]:
         stored[record_id] = value
     obsolete += [values[i]["path"] for i in set(ids) - {row[0] for row in rows}]  # deleted meanwhile
     if updates:
-        db.session.execute(update(Record), updates)
+        db.session.execute(update(Record), updates, execution_options=records_of(generator.field.database_id))
     db.session.commit()
     for path in obsolete:
         remove_stored_file(path)

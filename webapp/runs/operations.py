@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import as_utc, utcnow
@@ -86,13 +86,41 @@ def check_columns(columns: list[Field], setting: IntegrationSetting) -> None:
                        "メニュー設定で「顧客コード」の項目を表示項目に追加してください。")
 
 
-def selected_record_ids(setting: IntegrationSetting, menu: Menu | None, keyword: str = "") -> list[int]:
-    """What the user sees in the menu (filters + search), in the menu's order; all records without a menu."""
+def _selected_records(setting: IntegrationSetting, menu: Menu | None, keyword: str = ""):
+    """(records statement, its order): what the user sees in the menu (filters + search) in the menu's order;
+    all records of the DB by id without a menu."""
     if menu is None:
-        statement = select(Record.id).where(Record.database_id == setting.database_id).order_by(Record.id)
-    else:
-        statement = menu_records_statement(menu, keyword).with_only_columns(Record.id).order_by(*order_clauses(menu))
-    return list(db.session.execute(statement).scalars())
+        return select(Record).where(Record.database_id == setting.database_id), [Record.id.asc()]
+    return menu_records_statement(menu, keyword), order_clauses(menu)
+
+
+def selected_record_ids(setting: IntegrationSetting, menu: Menu | None, keyword: str = "") -> list[int]:
+    statement, order = _selected_records(setting, menu, keyword)
+    return list(db.session.execute(statement.with_only_columns(Record.id).order_by(*order)).scalars())
+
+
+def _freeze_records(run: Run, setting: IntegrationSetting, menu: Menu | None, keyword: str,
+                    record_ids: list[int] | None) -> int:
+    """The run's records (RunRecord rows, in order) as they are now; returns how many.
+
+    From a menu the database numbers and copies them in one INSERT … SELECT: 100,000 records take ~0.3 s there,
+    where passing them through Python took 2 s of the web process's CPU at the click of 実行."""
+    columns = ["run_id", "record_id", "position", "status"]
+    if record_ids is not None:
+        if record_ids:
+            db.session.execute(insert(RunRecord), [
+                {"run_id": run.id, "record_id": record_id, "position": position, "status": RecordStatus.PENDING}
+                for position, record_id in enumerate(record_ids)
+            ])
+        return len(record_ids)
+    statement, order = _selected_records(setting, menu, keyword)
+    numbered = statement.with_only_columns(
+        literal(run.id), Record.id, func.row_number().over(order_by=order) - 1,
+        literal(RecordStatus.PENDING.value, type_=RunRecord.status.type),
+    )
+    db.session.execute(insert(RunRecord).from_select(columns, numbered))
+    # Counted, not read from rowcount: psycopg reports -1 for an INSERT … SELECT with bound parameters.
+    return db.session.execute(select(func.count()).where(RunRecord.run_id == run.id)).scalar_one()
 
 
 def check_attached(setting: IntegrationSetting, menu: Menu) -> None:
@@ -130,15 +158,12 @@ def start_run(
         raise RunError("予約発行日時を入力してください。")
     columns = run_columns(setting, menu)
     check_columns(columns, setting)
-    ids = record_ids if record_ids is not None else selected_record_ids(setting, menu, keyword)
-    if not ids:
-        raise RunError("送信するレコードがありません。絞り込み条件や検索キーワードを確認してください。")
     run = Run(
         setting_id=setting.id, menu_id=menu.id if menu else None, database_id=setting.database_id, trigger=trigger,
         executor_id=executor_id, memo=memo, keyword=keyword, publication_date=publication_date,
         rerun_of_id=rerun_of.id if rerun_of else None, column_field_ids=[f.id for f in columns],
         setting_snapshot=snapshot(setting), status=RunStatus.QUEUED, active_key=active_key(setting, menu),
-        record_count=len(ids), progress="実行待ちです。",
+        record_count=0, progress="実行待ちです。",
     )
     db.session.add(run)
     try:
@@ -146,12 +171,12 @@ def start_run(
     except IntegrityError:
         db.session.rollback()
         raise RunError("この連携は実行待ちまたは実行中です。終わってから実行してください(二重送信を防ぐため)。") from None
-    db.session.execute(insert(RunRecord), [
-        {"run_id": run.id, "record_id": record_id, "position": position, "status": RecordStatus.PENDING}
-        for position, record_id in enumerate(ids)
-    ])
+    run.record_count = _freeze_records(run, setting, menu, keyword, record_ids)
+    if not run.record_count:
+        db.session.rollback()
+        raise RunError("送信するレコードがありません。絞り込み条件や検索キーワードを確認してください。")
     db.session.commit()
-    if len(ids) >= 10_000 and db.session.get_bind().dialect.name == "postgresql":
+    if run.record_count >= 10_000 and db.session.get_bind().dialect.name == "postgresql":
         # The job updates these rows 500 ids at a time; without fresh statistics PostgreSQL reads every row of
         # the run for each of those UPDATEs (100,000 records: 6-17 s instead of ~1 s).
         db.session.execute(text("ANALYZE run_records"))
