@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from redis import Redis
 from rq import Queue, Worker
@@ -29,6 +30,9 @@ def main() -> None:
     args = parser.parse_args()
 
     app = create_app()
+    # Background work yields the CPU to people's page views on a shared machine (the forked work-horses inherit
+    # it). Raising one's niceness needs no privilege; 0 leaves it as is.
+    os.nice(app.config["WORKER_NICE"])
     connection = Redis.from_url(app.config["REDIS_URL"])
     log = logging.getLogger(__name__)
     if args.scheduler:

@@ -5,8 +5,10 @@
 
 Production topology on PostgreSQL, every process started here in its own session and stopped at the end:
 a fresh database (created, migrated with `flask db upgrade` + `flask ensure-indexes`, dropped afterwards),
-the emulator as its own process, gunicorn with deploy/gunicorn.conf.py (GUNICORN_WORKERS=2, 4 threads each),
-2 × `worker.py` and one `worker.py --scheduler`, on Redis DB 13 with a queue name of our own. Only loopback.
+the emulator as its own process (at nice 19: it stands in for 楽楽明細's servers, not hosted by a real
+installation), gunicorn with deploy/gunicorn.conf.py (GUNICORN_WORKERS=2, 4 threads each), 2 × `worker.py` and
+one `worker.py --scheduler` (at the product's default WORKER_NICE=10), on Redis DB 13 with a queue name of our
+own. Only loopback.
 
 Data: `flask seed-demo --customers 100000 --invoices 100000` (demo.seed_demo, i.e. bulk_insert_records, with the
 demo's two integrations: 顧客データ「楽楽明細へ顧客を連携」 and 帳票データ(CSV)「楽楽明細へ請求書を発行(CSV)」,
@@ -199,8 +201,10 @@ class Topology:
 
     def start_emulator(self) -> None:
         self.emulator_dir.mkdir(parents=True, exist_ok=True)
-        self.start("emulator", [sys.executable, "-m", "meisai_emulator", "--host", "127.0.0.1", "--port",
-                                str(self.emulator_port), "--data-dir", str(self.emulator_dir)])
+        # The emulator stands in for 楽楽明細's own servers, which a real installation does not host: at the
+        # lowest CPU priority it takes only what the product leaves.
+        self.start("emulator", ["nice", "-n", "19", sys.executable, "-m", "meisai_emulator", "--host", "127.0.0.1",
+                                "--port", str(self.emulator_port), "--data-dir", str(self.emulator_dir)])
         self.wait_http("emulator", f"{self.emulator_root}_health")
 
     def start_web(self) -> None:
@@ -574,8 +578,9 @@ def report(args, topo: Topology, info: dict, idle: list[dict], load: list[dict],
     print("Load test: record lists under load while two integrations run (issue 9)")
     for line in machine_lines():
         print("  " + line)
-    print("  topology        gunicorn deploy/gunicorn.conf.py 2 processes x 4 threads, 2 x worker.py, 1 scheduler,"
-          " emulator (own process, import delay 2 s), PostgreSQL; all on this machine, loopback")
+    print("  topology        gunicorn deploy/gunicorn.conf.py 2 processes x 4 threads, 2 x worker.py + 1 scheduler"
+          " (WORKER_NICE=10), emulator (own process, nice 19, import delay 2 s), PostgreSQL; all on this machine,"
+          " loopback")
     print(f"  data            {info['records']:,} records: 請求書 {info['invoices']:,} (with 明細), 顧客 "
           f"{info['customers']:,}; seeded by flask seed-demo in {info['seed_s']:.0f} s")
     print(f"  load            {args.users} users, think time {args.think_min:g}-{args.think_max:g} s, "

@@ -245,3 +245,30 @@ def demo(app, emulator, smtp_server, monkeypatch):
 def signin(app):
     """Log in as an existing user (e.g. the demo's admin/user/keiri) through the real form."""
     return lambda username: LoggedInClient(app.test_client(), username)
+
+
+@pytest.fixture
+def listing(app, sample):
+    """Sixty records with varied values in the sample DB."""
+    from webapp.databases.models import Database
+    from webapp.databases.operations import new_record
+    from webapp.extensions import db
+
+    f = sample["fields"]
+    with app.app_context():
+        database = db.session.get(Database, sample["database"])
+        for i in range(1, 61):
+            data = {
+                str(f["請求番号"]): f"INV-{i:04d}",
+                str(f["請求金額"]): i * 1000,
+                str(f["請求日"]): f"2026-{(i % 12) + 1:02d}-15",
+                str(f["連携日時"]): f"2026-11-{(i % 28) + 1:02d} 10:00" if i % 2 else None,
+                str(f["連携ステータス"]): "連携済" if i % 3 == 0 else "未連携",
+                str(f["タグ"]): ["至急"] if i % 5 == 0 else [],
+                str(f["確認済"]): i % 4 == 0,
+                str(f["備考"]): "東京本社宛" if i % 10 == 0 else "",
+            }
+            details = [{str(f["品名"]): "トナー" if i % 6 == 0 else "用紙", str(f["数量"]): 1}]
+            new_record(database, data, details, None)
+        db.session.commit()
+    return sample

@@ -9,8 +9,6 @@ from webapp.databases.models import Database, Record
 from webapp.databases.operations import FilterSpec, MenuSpec, bulk_insert_records, create_menu
 from webapp.extensions import db
 
-from test_record_list import listing  # noqa: F401  (the fixture)
-
 
 @pytest.fixture
 def pending(app, listing):

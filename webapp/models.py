@@ -1,12 +1,11 @@
-"""Imports every model so that Alembic and create_all() see the whole schema."""
+"""Imports every model so that Alembic and create_all() see the whole schema, and the session hooks that keep
+Database.records_version moving wherever records are written (databases/record_counts.py)."""
 
 from .auth.models import User  # noqa: F401
 from .core.audit import AuditEntry  # noqa: F401
+from .databases import record_counts  # noqa: F401
 from .databases.models import Database, Field, Menu, MenuColumn, MenuFilter, Record  # noqa: F401
 from .integrations.models import IntegrationSetting, MenuIntegration, RecordUpdateRule  # noqa: F401
 from .mail.models import OutboxMail  # noqa: F401
 from .runs.models import Run, RunCall, RunRecord  # noqa: F401
 from .timers.models import SchedulerHeartbeat, Timer, TimerSlot  # noqa: F401
-
-# Not a model: the session hooks that bump Database.records_version, wherever records are written.
-from .databases import record_counts  # noqa: F401, E402
