@@ -7,6 +7,7 @@ from sqlalchemy import event, update
 
 from webapp.databases.models import Database, Record
 from webapp.databases.operations import FilterSpec, MenuSpec, bulk_insert_records, create_menu
+from webapp.databases.record_counts import records_of
 from webapp.extensions import db
 
 
@@ -135,3 +136,31 @@ def test_blank_values_stay_last_in_both_sort_directions(app, login, listing):
         assert len(shown) == 61
         assert shown[30:] == [""] * 31
         assert shown[:30] == sorted(shown[:30], reverse=desc == "1") and "" not in shown[:30]
+
+
+def test_updates_recount_only_the_lists_they_can_change(app, login, pending):
+    """A run's レコード更新 rewrites records without adding any: a list without filters or keyword keeps its
+    count, the 未連携 list is recounted (and right)."""
+    user = login("plain")
+    status = str(pending["fields"]["連携ステータス"])
+    counted = []
+
+    def note(conn, cursor, statement, *args):
+        if "count(" in statement.lower() and "records" in statement:
+            counted.append("filtered" if "->>" in statement or "json_extract" in statement.lower() else "plain")
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (61, 41)
+            rows = [{"id": r.id, "data": {**r.data, status: "連携済"}}
+                    for r in db.session.query(Record).filter_by(database_id=pending["database"]).order_by(Record.id)
+                    if r.data.get(status) == "未連携"][:5]
+            db.session.execute(update(Record), rows, execution_options=records_of(pending["database"]))
+            db.session.commit()
+            assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (61, 36)
+            bulk_insert_records(db.session.get(Database, pending["database"]), [({status: "未連携"}, [])])
+            assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (62, 37)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+    assert counted == ["plain", "filtered", "filtered", "plain", "filtered"]

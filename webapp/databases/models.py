@@ -48,6 +48,8 @@ class Database(db.Model):
     # Bumped in every transaction that changes this DB's records (see record_counts.py): a count cached for
     # one version is exact for every request that reads that version.
     records_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # Bumped only when records are added or removed (what a list without filters or keyword depends on).
+    records_added_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     fields: Mapped[list[Field]] = relationship(
         back_populates="database", order_by="Field.position", cascade="all, delete-orphan"

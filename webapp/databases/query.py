@@ -211,10 +211,13 @@ class Page:
 def menu_page(menu: Menu, keyword: str = "", page: int = 1, sort_field: Field | None = None,
               desc: bool | None = None) -> Page:
     # The version is read before the count: the count then includes at least every change up to that version.
-    version = menu.database.records_version
+    # Without filters or keyword only added or removed records change it (record_counts.py).
+    key = menu_matches_key(menu, keyword)
+    plain = not (menu.filters or keyword_terms(keyword))
+    version = ("added", menu.database.records_added_version) if plain else ("any", menu.database.records_version)
     statement = menu_records_statement(menu, keyword)
     total = count_cache().get_or_count(
-        (version, *menu_matches_key(menu, keyword)),
+        (version, *key),
         lambda: db.session.execute(
             select(func.count()).select_from(statement.with_only_columns(Record.id).subquery())
         ).scalar_one(),

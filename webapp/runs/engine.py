@@ -514,7 +514,8 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
         .order_by(RunRecord.position)
     ).scalars())
     now = utcnow()
-    last_commit = time.monotonic()
+    pause = current_app.config["RECORD_UPDATE_PAUSE"]
+    writing_since = time.monotonic()
     for start in range(0, len(ok_ids), 1000):
         batch = db.session.execute(
             select(Record.id, Record.data, Record.details).where(Record.id.in_(ok_ids[start:start + 1000]))
@@ -529,10 +530,14 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
             db.session.execute(update(Record), rows, execution_options=records_of(run.database_id))
         # Each commit makes every list of the DB count its matches again (record_counts.py): about one a
         # second, not one per batch, while rows stay locked no longer than that.
-        if time.monotonic() - last_commit >= RECORD_UPDATE_COMMIT_SECONDS:
+        written = time.monotonic() - writing_since
+        if written >= RECORD_UPDATE_COMMIT_SECONDS:
             run.heartbeat_at = utcnow()
             db.session.commit()
-            last_commit = time.monotonic()
+            # The database serves page views at full priority while bulk writes would take every core it
+            # has (a worker's niceness does not reach its database backend): a pause, holding no lock.
+            time.sleep(written * pause)
+            writing_since = time.monotonic()
     run.records_updated = True
     db.session.commit()
 
