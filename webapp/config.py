@@ -97,9 +97,9 @@ def load_config(instance_path: Path) -> dict:
         "RUN_STALE_SECONDS": float(os.environ.get("RUN_STALE_SECONDS", "180")),
         "RUN_RETRY_TOTAL_SECONDS": float(os.environ.get("RUN_RETRY_TOTAL_SECONDS", "120")),
         "RUN_RETRY_BASE_DELAY": float(os.environ.get("RUN_RETRY_BASE_DELAY", "1")),
-        # レコード更新 pauses this many seconds per second of writing (0 = none), leaving the database room for
-        # page views during a run's bulk updates.
-        "RECORD_UPDATE_PAUSE": float(os.environ.get("RECORD_UPDATE_PAUSE", "1")),
+        # レコード更新 longer than 2 s pauses this many seconds per second of writing (0 = none), leaving the
+        # database room for page views during a run's bulk updates.
+        "RECORD_UPDATE_PAUSE": float(os.environ.get("RECORD_UPDATE_PAUSE", "0.5")),
         # Timers: how often the scheduler process checks for due jobs (the dispatcher itself runs every minute).
         "TIMER_SCHEDULER_INTERVAL": float(os.environ.get("TIMER_SCHEDULER_INTERVAL", "5")),
         # Report mails: SMTP when MAIL_SERVER is set; always kept in the outbox table.

@@ -500,6 +500,8 @@ def _summary_error(run: Run) -> str:
 
 
 RECORD_UPDATE_COMMIT_SECONDS = 1.0
+# Updates of a few thousand records finish at full speed; longer ones are paced (RECORD_UPDATE_PAUSE).
+RECORD_UPDATE_FULL_SPEED_SECONDS = 2.0
 
 
 def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
@@ -516,6 +518,7 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
     now = utcnow()
     pause = current_app.config["RECORD_UPDATE_PAUSE"]
     writing_since = time.monotonic()
+    written_total = 0.0
     for start in range(0, len(ok_ids), 1000):
         batch = db.session.execute(
             select(Record.id, Record.data, Record.details).where(Record.id.in_(ok_ids[start:start + 1000]))
@@ -531,12 +534,14 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
         # Each commit makes every list of the DB count its matches again (record_counts.py): about one a
         # second, not one per batch, while rows stay locked no longer than that.
         written = time.monotonic() - writing_since
-        if written >= RECORD_UPDATE_COMMIT_SECONDS:
+        if written >= RECORD_UPDATE_COMMIT_SECONDS and start + 1000 < len(ok_ids):
             run.heartbeat_at = utcnow()
             db.session.commit()
-            # The database serves page views at full priority while bulk writes would take every core it
-            # has (a worker's niceness does not reach its database backend): a pause, holding no lock.
-            time.sleep(written * pause)
+            written_total += written
+            if written_total > RECORD_UPDATE_FULL_SPEED_SECONDS:
+                # The database serves page views at full priority while bulk writes would take every core it
+                # has (a worker's niceness does not reach its database backend): a pause, holding no lock.
+                time.sleep(written * pause)
             writing_since = time.monotonic()
     run.records_updated = True
     db.session.commit()
