@@ -1,4 +1,4 @@
-"""`flask ensure-indexes`: rebuild the per-field indexes (they follow the fields, not Alembic migrations)."""
+"""`flask ensure-indexes`: the per-field indexes (they follow the fields, not Alembic migrations)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from flask import Flask
 
 def register_cli(app: Flask) -> None:
     @app.cli.command("ensure-indexes")
-    def ensure_indexes_command() -> None:
-        """Create the record indexes of every field (after an upgrade or a restore); safe to repeat."""
+    @click.option("--rebuild", is_flag=True, help="Drop and create every per-field index (not only missing ones).")
+    def ensure_indexes_command(rebuild: bool) -> None:
+        """Create the missing record indexes of every field (after an upgrade, a restore, on start); safe to repeat."""
         from .operations import ensure_field_indexes
 
-        count = ensure_field_indexes()
-        click.echo(f"{count}項目のインデックスを確認しました。")
+        count = ensure_field_indexes(rebuild=rebuild)
+        verb = "作り直しました" if rebuild else "確認しました"
+        click.echo(f"{count}項目のインデックスを{verb}。")
