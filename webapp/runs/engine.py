@@ -499,6 +499,7 @@ def _summary_error(run: Run) -> str:
     return ""
 
 
+RECORD_UPDATE_BATCH = 1000
 RECORD_UPDATE_COMMIT_SECONDS = 1.0
 # Updates of a few thousand records finish at full speed; longer ones are paced (RECORD_UPDATE_PAUSE).
 RECORD_UPDATE_FULL_SPEED_SECONDS = 2.0
@@ -519,9 +520,10 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
     pause = current_app.config["RECORD_UPDATE_PAUSE"]
     writing_since = time.monotonic()
     written_total = 0.0
-    for start in range(0, len(ok_ids), 1000):
+    for start in range(0, len(ok_ids), RECORD_UPDATE_BATCH):
         batch = db.session.execute(
-            select(Record.id, Record.data, Record.details).where(Record.id.in_(ok_ids[start:start + 1000]))
+            select(Record.id, Record.data, Record.details)
+            .where(Record.id.in_(ok_ids[start:start + RECORD_UPDATE_BATCH]))
         ).all()
         rows = []
         for record_id, data, details in batch:
@@ -534,7 +536,7 @@ def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
         # Each commit makes every list of the DB count its matches again (record_counts.py): about one a
         # second, not one per batch, while rows stay locked no longer than that.
         written = time.monotonic() - writing_since
-        if written >= RECORD_UPDATE_COMMIT_SECONDS and start + 1000 < len(ok_ids):
+        if written >= RECORD_UPDATE_COMMIT_SECONDS and start + RECORD_UPDATE_BATCH < len(ok_ids):
             run.heartbeat_at = utcnow()
             db.session.commit()
             written_total += written
