@@ -1,6 +1,7 @@
 """The 「N件中」 of a record list is counted once per change of the DB's records, and every change shows at once."""
 
 import re
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, update
@@ -28,29 +29,52 @@ def shown_count(user, menu_id: int, **params) -> int:
     return int(re.search(r'id="record-count">(\d+)件中', body).group(1))
 
 
+def both_counts(user, pending) -> tuple[int, int]:
+    """(請求書一覧, 送信待ち) as the user sees them."""
+    return shown_count(user, pending["menu"]), shown_count(user, pending["pending"])
+
+
+def invoice_form(pending, status: str) -> dict:
+    f = pending["fields"]
+    return {f"f{f['請求番号']}": "INV-0100", f"f{f['連携ステータス']}": status, f"details-0-f{f['品名']}": "用紙",
+            "action": "save"}
+
+
+@contextmanager
+def count_statements(app):
+    """The COUNT queries on records run meanwhile, as "filtered" (JSON values in the WHERE) or "plain"."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, *args):
+        if "count(" in statement.lower() and "records" in statement:
+            seen.append("filtered" if "->>" in statement or "json_extract" in statement.lower() else "plain")
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+
+
 def test_form_saves_and_deletes_show_in_the_counts_at_once(app, login, pending):
     user = login("admin")
-    f = pending["fields"]
-    assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (61, 41)
+    assert both_counts(user, pending) == (61, 41)
     assert shown_count(user, pending["pending"], q="inv-00") == 41
 
-    response = user.post(f"/dbs/{pending['database']}/records/new", data={
-        f"f{f['請求番号']}": "INV-0100", f"f{f['連携ステータス']}": "未連携", f"details-0-f{f['品名']}": "用紙",
-        "action": "save"})
+    response = user.post(f"/dbs/{pending['database']}/records/new", data=invoice_form(pending, "未連携"))
     assert response.status_code == 302
-    assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (62, 42)
+    assert both_counts(user, pending) == (62, 42)
     assert shown_count(user, pending["pending"], q="inv-0100") == 1
 
     new_id = int(re.search(r"/records/(\d+)", response.location).group(1))
-    response = user.post(f"/records/{new_id}/edit", data={
-        f"f{f['請求番号']}": "INV-0100", f"f{f['連携ステータス']}": "連携済", f"details-0-f{f['品名']}": "用紙",
-        "action": "save"})
+    response = user.post(f"/records/{new_id}/edit", data=invoice_form(pending, "連携済"))
     assert response.status_code == 302
-    assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (62, 41)
+    assert both_counts(user, pending) == (62, 41)
     assert shown_count(user, pending["pending"], q="inv-0100") == 0
 
     assert user.post(f"/records/{new_id}/delete").status_code == 302
-    assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (61, 41)
+    assert both_counts(user, pending) == (61, 41)
 
 
 def test_bulk_writes_show_in_the_counts_at_once(app, login, pending):
@@ -68,7 +92,7 @@ def test_bulk_writes_show_in_the_counts_at_once(app, login, pending):
     with app.app_context():
         database = db.session.get(Database, pending["database"])
         bulk_insert_records(database, [({status: "未連携"}, []) for _ in range(5)])
-    assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (66, 36)
+    assert both_counts(user, pending) == (66, 36)
 
 
 def test_a_rolled_back_change_leaves_the_count(app, login, pending):
@@ -98,23 +122,13 @@ def test_a_change_in_one_db_keeps_the_counts_of_another(app, pending):
 
 def test_paging_and_repeating_a_search_count_the_matches_once(app, login, pending):
     user = login("plain")
-    counts = []
-
-    def note(conn, cursor, statement, *args):
-        if "count(" in statement.lower() and "records" in statement:
-            counts.append(statement)
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", note)
-        try:
-            for page in (1, 2, 1):
-                shown_count(user, pending["menu"], page=page)
-            for _ in range(3):
-                shown_count(user, pending["menu"], q="inv-00")
-            shown_count(user, pending["menu"], q="INV-00  ")  # the same terms: the same count
-        finally:
-            event.remove(db.engine, "before_cursor_execute", note)
-    assert len(counts) == 2
+    with count_statements(app) as counted:
+        for page in (1, 2, 1):
+            shown_count(user, pending["menu"], page=page)
+        for _ in range(3):
+            shown_count(user, pending["menu"], q="inv-00")
+        shown_count(user, pending["menu"], q="INV-00  ")  # the same terms: the same count
+    assert len(counted) == 2
 
 
 def test_blank_values_stay_last_in_both_sort_directions(app, login, listing):
@@ -143,24 +157,14 @@ def test_updates_recount_only_the_lists_they_can_change(app, login, pending):
     count, the 未連携 list is recounted (and right)."""
     user = login("plain")
     status = str(pending["fields"]["連携ステータス"])
-    counted = []
-
-    def note(conn, cursor, statement, *args):
-        if "count(" in statement.lower() and "records" in statement:
-            counted.append("filtered" if "->>" in statement or "json_extract" in statement.lower() else "plain")
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", note)
-        try:
-            assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (61, 41)
-            rows = [{"id": r.id, "data": {**r.data, status: "連携済"}}
-                    for r in db.session.query(Record).filter_by(database_id=pending["database"]).order_by(Record.id)
-                    if r.data.get(status) == "未連携"][:5]
-            db.session.execute(update(Record), rows, execution_options=records_of(pending["database"]))
-            db.session.commit()
-            assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (61, 36)
-            bulk_insert_records(db.session.get(Database, pending["database"]), [({status: "未連携"}, [])])
-            assert (shown_count(user, pending["menu"]), shown_count(user, pending["pending"])) == (62, 37)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", note)
+    with count_statements(app) as counted:
+        assert both_counts(user, pending) == (61, 41)
+        rows = [{"id": r.id, "data": {**r.data, status: "連携済"}}
+                for r in db.session.query(Record).filter_by(database_id=pending["database"]).order_by(Record.id)
+                if r.data.get(status) == "未連携"][:5]
+        db.session.execute(update(Record), rows, execution_options=records_of(pending["database"]))
+        db.session.commit()
+        assert both_counts(user, pending) == (61, 36)
+        bulk_insert_records(db.session.get(Database, pending["database"]), [({status: "未連携"}, [])])
+        assert both_counts(user, pending) == (62, 37)
     assert counted == ["plain", "filtered", "filtered", "plain", "filtered"]
