@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
 from ..core.crypto import TokenUnreadable
-from ..core.permissions import Permission, permission_required
+from ..core.permissions import INTEGRATION_SETTINGS, Permission, permission_required
 from ..core.rows import edit_rows
 from ..databases.models import Database
 from ..databases.routes import get_database, get_menu
@@ -37,7 +37,7 @@ from .operations import (
     token_readable,
 )
 
-SETTINGS_PERMISSIONS = (Permission.DB_SETTINGS, Permission.SYSTEM_INTEGRATION)
+SETTINGS_PERMISSIONS = INTEGRATION_SETTINGS
 
 
 def get_setting(database: Database, setting_id: int) -> IntegrationSetting:
