@@ -19,13 +19,13 @@ def csrf_token_from(html: str) -> str:
 class LoggedInClient:
     """A test client that logs in through the real form and sends CSRF tokens like a browser."""
 
-    def __init__(self, client, username):
+    def __init__(self, client, username, password=None):
         self.client = client
         self.username = username
         page = client.get("/login").get_data(as_text=True)
         response = client.post(
             "/login",
-            data={"username": username, "password": PASSWORDS[username], "csrf_token": csrf_token_from(page)},
+            data={"username": username, "password": password or PASSWORDS[username], "csrf_token": csrf_token_from(page)},
         )
         assert response.status_code == 302, f"login failed for {username}"
         self.csrf = csrf_token_from(client.get("/").get_data(as_text=True))
