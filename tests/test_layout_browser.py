@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "layout"
-SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
+SIZES = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 # What does not fit: how far the page scrolls sideways, and the controls that stick out of the window without a
 # box of their own to scroll them into view (clipped by an overflow: hidden, or simply off screen).
@@ -185,7 +185,7 @@ PAGES = ["home", "db_settings", "db_settings_integration", "database_new", "fiel
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", PAGES)
 def test_page_fits_the_window(admin_page, site, name, size):
-    admin_page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+    admin_page.set_viewport_size(SIZES[size])
     admin_page.goto(site.url + site.paths[name])
     expect(admin_page.locator("main h1").first).to_be_visible()
     if name in EXPANDED:
@@ -196,7 +196,7 @@ def test_page_fits_the_window(admin_page, site, name, size):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", ["setting_new", "record_new", "user_new", "field_new", "database_new"])
 def test_refused_form_fits_with_its_errors(admin_page, site, name, size):
-    admin_page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+    admin_page.set_viewport_size(SIZES[size])
     admin_page.goto(site.url + site.paths[name])
     admin_page.locator("main").get_by_role("button", name="確定").click()
     expect(admin_page.locator("main .errors").first).to_be_visible()
@@ -205,7 +205,7 @@ def test_refused_form_fits_with_its_errors(admin_page, site, name, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_record_edit_shows_all_ten_detail_rows_with_every_column(admin_page, site, size):
-    admin_page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+    admin_page.set_viewport_size(SIZES[size])
     admin_page.goto(site.url + site.paths["record_edit_10_rows"])
     table = admin_page.locator("#details-body table")
     expect(table.locator("tbody tr")).to_have_count(10)
@@ -220,7 +220,7 @@ def test_record_edit_shows_all_ten_detail_rows_with_every_column(admin_page, sit
 
 @pytest.mark.parametrize("size", SIZES)
 def test_run_dialog_with_its_preview_fits(admin_page, site, size):
-    admin_page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+    admin_page.set_viewport_size(SIZES[size])
     admin_page.goto(site.url + site.paths["record_list"])
     admin_page.locator("summary", has_text="サブメニュー").click()
     expect(admin_page.get_by_role("menuitem").first).to_be_visible()
@@ -240,8 +240,7 @@ def test_run_dialog_with_its_preview_fits(admin_page, site, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_login_page_fits(browser, site, size):
-    width, height = SIZES[size]
-    context = browser.new_context(locale="ja-JP", viewport={"width": width, "height": height})
+    context = browser.new_context(locale="ja-JP", viewport=SIZES[size])
     try:
         page = context.new_page()
         page.goto(f"{site.url}/login")
@@ -252,8 +251,7 @@ def test_login_page_fits(browser, site, size):
 
 
 def test_phone_menu_button_opens_the_left_panel_with_and_without_htmx_navigation(browser, site):
-    width, height = SIZES["phone"]
-    context = browser.new_context(locale="ja-JP", viewport={"width": width, "height": height})
+    context = browser.new_context(locale="ja-JP", viewport=SIZES["phone"])
     try:
         page = context.new_page()
         log_in(page, site.url)
@@ -296,7 +294,7 @@ def test_phone_menu_button_opens_the_left_panel_with_and_without_htmx_navigation
         assert posts == [], f"opening and closing the panel wrote to the server: {posts}"
 
         # Wide again: the panel is a column beside the content and the button is gone.
-        page.set_viewport_size({"width": SIZES["laptop"][0], "height": SIZES["laptop"][1]})
+        page.set_viewport_size(SIZES["laptop"])
         expect(panel).to_be_visible()
         expect(button).to_be_hidden()
         page.goto(site.url + site.paths["home"])
