@@ -133,6 +133,23 @@ def live_server(app):
         yield url
 
 
+@pytest.fixture
+def worker(app):
+    """A real RQ worker process on the test's database and Redis."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from run_helpers import worker_env
+
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, str(root / "worker.py")], env=worker_env(app, app.config["REDIS_URL"]),
+                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield process
+    process.terminate()
+    process.wait(timeout=15)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Playwright driving Debian's Chromium (a test tool's own browser download does not work here)."""

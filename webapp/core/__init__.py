@@ -83,6 +83,7 @@ def register_core(app: Flask) -> None:
         return _render_error(500)
 
     app.add_template_filter(format_local, "localtime")
+    app.add_template_global(refresh_attrs, "refresh_attrs")
 
     @app.context_processor
     def layout_context():
@@ -116,15 +117,26 @@ def _is_own_message(error: HTTPException) -> bool:
     return bool(error.description) and error.description != type(error).description
 
 
+def refresh_attrs() -> dict[str, str]:
+    """htmx attributes of a control whose change re-posts its form to this page, which renders it again.
+
+    The view sees action=refresh and saves nothing; templates pass these real attribute names to WTForms
+    fields (`field(**refresh_attrs())`), never `hx_post=`, which WTForms would render as `hx_post`.
+    """
+    return {"hx-post": request.path, "hx-trigger": "change", "hx-vals": '{"action": "refresh"}'}
+
+
 def render(template: str, block: str | None = None, **context):
     """The whole page, or only `block` of the same template when htmx asks for a fragment.
 
-    One template holds the markup of both, so a swapped fragment never differs from a reloaded page.
+    One template holds the markup of both, so a swapped fragment never differs from a reloaded page. A
+    fragment also replaces the page's banners (out of band): a 「保存しました」 from an earlier step never stays
+    above the outcome the fragment shows, so one outcome banner is on screen at a time.
     """
     if block and is_htmx() and request.headers.get("HX-Target") and not request.headers.get("HX-Boosted"):
         from jinja2_fragments.flask import render_block
 
-        return render_block(template, block, **context)
+        return render_block(template, block, **context) + render_template("_flashes.html", oob=True)
     return render_template(template, **context)
 
 
