@@ -77,6 +77,10 @@ def app_on(tmp_path):
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+        # Login sessions live in Redis for SESSION_HOURS: leave none behind.
+        sessions = app.session_interface.client
+        for key in sessions.scan_iter(match=app.config["SESSION_KEY_PREFIX"] + "*", count=500):
+            sessions.delete(key)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ ERROR_TITLES = {
     413: "ファイルが大きすぎます",
     429: "しばらくお待ちください",
     500: "システムエラーが発生しました",
+    503: "一時的にご利用いただけません",
 }
 ERROR_DEFAULT_MESSAGES = {
     400: "入力内容を確認して、もう一度お試しください。",
@@ -51,7 +52,8 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _render_error(status: int, message: str | None = None):
+def render_error(status: int, message: str | None = None):
+    """The Japanese error page with `status`."""
     return (
         render_template(
             "error.html",
@@ -68,19 +70,19 @@ def register_core(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return _render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
+        return render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
         description = error.description if status in (403, 404, 429) and _is_own_message(error) else None
-        return _render_error(status, description)
+        return render_error(status, description)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
-        return _render_error(500)
+        return render_error(500)
 
     app.add_template_filter(format_local, "localtime")
     app.add_template_global(refresh_attrs, "refresh_attrs")
