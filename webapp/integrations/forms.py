@@ -52,6 +52,11 @@ def pdf_target_fields(database: Database) -> list[Field]:
     return [f for f in database.header_fields if f.type == FieldType.AUTOFILE and f.origin == "input"]
 
 
+def _normalized_url(text: str | None) -> str:
+    allow_loopback = current_app.config.get("APP_ENV") in ("development", "test")
+    return normalize_base_url(text or "", allow_insecure_loopback=allow_loopback)
+
+
 class PositiveId:
     """取込設定ID / 帳票種別ID / 承認フローID: a positive integer in half-width digits."""
 
@@ -167,11 +172,20 @@ class IntegrationSettingForm(BaseForm):
         return success
 
     def validate_url(self, field):
-        allow_loopback = current_app.config.get("APP_ENV") in ("development", "test")
         try:
-            self.normalized_url = normalize_base_url(field.data or "", allow_insecure_loopback=allow_loopback)
+            self.normalized_url = _normalized_url(field.data)
         except MeisaiUrlError as exc:
             raise ValidationError(exc.user_message) from None
+
+    def tidied_url(self) -> str:
+        """The URL for a re-render: a pasted admin URL cut at /backadmin (normalised), else as typed.
+
+        A URL that is not acceptable stays as typed; 確定 then says what is wrong with it.
+        """
+        try:
+            return _normalized_url(self.url.data)
+        except MeisaiUrlError:
+            return self.url.data or ""
 
     def validate_token(self, field):
         token = (field.data or "").strip()

@@ -288,13 +288,9 @@ class Usage:
 
 def menu_usage(menu: Menu) -> Usage:
     """The integrations in the menu's サブメニュー and the timers whose メニュー設定 is this menu."""
-    from ..timers.models import Timer
+    from ..timers.operations import timers_using
 
-    timers = db.session.execute(
-        select(Timer).join(IntegrationSetting, Timer.setting_id == IntegrationSetting.id)
-        .where(Timer.menu_id == menu.id, IntegrationSetting.is_deleted.is_(False)).order_by(Timer.id)
-    ).scalars().all()
-    return Usage([attached.setting for attached in menu_integrations(menu)], list(timers))
+    return Usage([attached.setting for attached in menu_integrations(menu)], timers_using(menu))
 
 
 def field_usage(target: Field) -> Usage:
