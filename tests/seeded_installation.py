@@ -111,6 +111,10 @@ class SeededTemplate:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+        # Login sessions live in Redis for SESSION_HOURS: leave none behind (as conftest's app does).
+        sessions = app.session_interface.client
+        for key in sessions.scan_iter(match=app.config["SESSION_KEY_PREFIX"] + "*", count=500):
+            sessions.delete(key)
         name = self.clones.pop(app, "")
         if name:
             with _pg_admin() as connection:

@@ -220,8 +220,8 @@ def test_in_the_browser_a_used_menu_is_read_only_for_db_settings_and_its_save_na
         page.set_viewport_size({"width": width, "height": height})
         page.screenshot(path=str(shots / f"menu_locked_{width}.png"), full_page=True)
 
-    log_in("editor", "Osaka-pass-2026")
     page.set_viewport_size({"width": 1366, "height": 900})
+    log_in("editor", "Osaka-pass-2026")
     page.goto(edit)
     expect(page.locator("#menu-locked")).to_have_count(0)
     page.locator("#filter-rows").get_by_role("button", name="削除").click()

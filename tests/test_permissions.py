@@ -78,6 +78,7 @@ ROUTES = [
     Case("GET", "auth.permission_list", "/admin/permissions", ADMINS, 200),
     Case("GET", "auth.permission_edit", "/admin/permissions/{user}", ADMINS, 200),
     Case("POST", "auth.permission_edit", "/admin/permissions/{user}", ADMINS, 302, {"can_db_settings": "y"}),
+    Case("POST", "auth.end_sessions", "/admin/permissions/{user}/end-sessions", ADMINS, 302, note="全セッションを終了"),
     Case("GET", "auth.user_new", "/admin/users/new", ADMINS, 200),
     Case("POST", "auth.user_new", "/admin/users/new", ADMINS, 200, {"username": "x"}, note="invalid form"),
     Case("GET", "integrations.audit_log", "/admin/audit", ADMINS, 200),
