@@ -14,11 +14,10 @@ from datetime import time
 from pathlib import Path
 
 import psycopg
+from helpers import app_config
 from sqlalchemy.engine import make_url
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-SECRET_KEY = "test-secret-key-not-used-elsewhere"
 
 
 def _pg_admin():
@@ -35,23 +34,7 @@ def make_app(database_url: str, root: Path):
     from webapp import create_app
 
     return create_app(
-        {
-            "TESTING": True,
-            "APP_ENV": "test",
-            "SECRET_KEY": SECRET_KEY,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": TEST_REDIS_URL,
-            "FILES_DIR": str(root / "files"),
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-            "RUN_POLL_FIRST_INTERVAL": 0.05,
-            "RUN_POLL_MAX_INTERVAL": 0.2,
-            "RUN_POLL_TIMEOUT": 30,
-            "RUN_RETRY_BASE_DELAY": 0.05,
-            "RUN_RETRY_TOTAL_SECONDS": 5,
-            "RECORD_UPDATE_PAUSE": 0,
-            "RQ_QUEUE": f"test-{os.getpid()}",
-            "RATELIMIT_STORAGE_URI": TEST_REDIS_URL,
-        },
+        app_config(database_url, root, RECORD_UPDATE_PAUSE=0),
         instance_path=str(root / "instance"),
     )
 

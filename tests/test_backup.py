@@ -9,7 +9,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from backup_helpers import SECRET_KEY, TEST_DATABASE_URL, Installations, all_rows, field_index_names
+from backup_helpers import (
+    SECRET_KEY,
+    TEST_DATABASE_URL,
+    Installations,
+    all_rows,
+    drop_alembic_version,
+    field_index_names,
+)
 from helpers import LoggedInClient
 from run_helpers import (
     CUSTOMER_MENU,
@@ -56,8 +63,7 @@ def installation(app, demo):
     yield app
     with app.app_context():
         db.session.remove()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        drop_alembic_version()
 
 
 def snapshot(app) -> dict:
@@ -239,8 +245,7 @@ def small_source(app, sample):
     yield app
     with app.app_context():
         db.session.remove()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        drop_alembic_version()
 
 
 def rewrite(source: Path, target: Path, manifest_changes=None, replace=None, extra=()):
