@@ -229,8 +229,10 @@ NAME_FORMS = [
 
 
 @pytest.mark.parametrize("value,message", [("名前\x00", CONTROL), ("名前\r\nBcc: x@example.com", ONE_LINE),
-                                           ("名前\x1b[31m", CONTROL), ("名前\t", ONE_LINE)])
-@pytest.mark.parametrize("what,url,data,name", NAME_FORMS, ids=[f[0] for f in NAME_FORMS])
+                                           ("名前\x1b[31m", CONTROL), ("名前\t", ONE_LINE)],
+                         ids=["NUL", "CRLF", "ESC", "tab"])
+@pytest.mark.parametrize("what,url,data,name", NAME_FORMS, ids=["db", "db-settings", "field", "field-help", "menu",
+                                                                  "setting", "username", "display-name"])
 def test_single_line_names_refuse_control_characters_and_line_breaks(app, login, sample, what, url, data, name,
                                                                      value, message):
     first_field = sample["fields"]["請求番号"]
