@@ -238,8 +238,9 @@ def test_single_line_names_refuse_control_characters_and_line_breaks(app, login,
     first_field = sample["fields"]["請求番号"]
     url = url.format(database=sample["database"])
     data = {k: v.format(first_field=first_field) for k, v in data.items()} | {name: value}
+    admin = login("admin")  # logging in is audited: before the snapshot
     before = database_state(app)
-    response = login("admin").post(url, data=data)
+    response = admin.post(url, data=data)
     assert response.status_code == 200, what
     assert message in response.get_data(as_text=True), what
     assert database_state(app) == before, f"{what} was saved"
@@ -516,8 +517,9 @@ def test_more_menu_columns_than_allowed_is_an_error_not_a_silent_cut(app, login,
     field_id = sample["fields"]["請求番号"]
     data = {"name": "一覧", "page_size": "50", "sort_desc": "0"}
     data |= {f"columns-{i}-field_id": str(field_id) if i == 60 else "" for i in range(61)}
+    editor = login("editor")
     before = database_state(app)
-    response = login("editor").post(f"/dbs/{sample['database']}/menus/{sample['menu']}/edit", data=data)
+    response = editor.post(f"/dbs/{sample['database']}/menus/{sample['menu']}/edit", data=data)
     assert response.status_code == 200
     assert "表示項目は60行までです(送信された行: 61行)" in response.get_data(as_text=True)
     assert database_state(app) == before

@@ -64,7 +64,7 @@ def _log_request(response) -> None:
     if request.path.startswith("/static/"):
         return
     elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-    user = current_user.get_id() if current_user and current_user.is_authenticated else "-"
+    user = current_user.id if current_user and current_user.is_authenticated else "-"
     # The path is decoded: %0D%0A in a URL must not start a forged line of its own.
     log.info("rid=%s user=%s %s %s %s %.0fms", g.get("request_id", "-"), user, escape_control_characters(request.method),
              escape_control_characters(request.path), response.status_code, elapsed)
