@@ -7,7 +7,6 @@ changes and the server renders the new set of fields; no rule is duplicated in J
 
 from __future__ import annotations
 
-from flask import current_app
 from wtforms import (
     BooleanField,
     FieldList,
@@ -24,7 +23,8 @@ from ..core.forms import BaseForm
 from ..databases.fieldtypes import FieldType, FieldValueError, parse_value
 from ..databases.models import Database, Field
 from ..meisai.client import normalize_base_url
-from ..meisai.errors import MeisaiUrlError
+from ..meisai.errors import MeisaiConfigError
+from ..meisai.transport import check_destination
 from .models import (
     DATA_KIND_LABELS,
     IMPORT_METHOD_LABELS,
@@ -36,6 +36,7 @@ from .models import (
     RUN_TIME,
     DataKind,
 )
+from .operations import allow_insecure_loopback, destination_policy
 
 YES_NO = [("0", "しない"), ("1", "する")]
 RECORD_UPDATE_TYPES = {FieldType.TEXT, FieldType.SELECT, FieldType.DATETIME}
@@ -167,10 +168,11 @@ class IntegrationSettingForm(BaseForm):
         return success
 
     def validate_url(self, field):
-        allow_loopback = current_app.config.get("APP_ENV") in ("development", "test")
         try:
-            self.normalized_url = normalize_base_url(field.data or "", allow_insecure_loopback=allow_loopback)
-        except MeisaiUrlError as exc:
+            self.normalized_url = normalize_base_url(field.data or "", allow_insecure_loopback=allow_insecure_loopback())
+            # Production: a host naming an internal address is refused here already (connecting checks again).
+            check_destination(self.normalized_url, destination_policy())
+        except MeisaiConfigError as exc:
             raise ValidationError(exc.user_message) from None
 
     def validate_token(self, field):
