@@ -23,7 +23,7 @@ from ..core.forms import BaseForm
 from ..databases.fieldtypes import FieldType, FieldValueError, parse_value
 from ..databases.models import Database, Field
 from ..meisai.client import normalize_base_url
-from ..meisai.errors import MeisaiConfigError
+from ..meisai.errors import MeisaiConfigError, MeisaiUrlError
 from ..meisai.transport import check_destination
 from .models import (
     DATA_KIND_LABELS,
@@ -51,6 +51,10 @@ def record_update_fields(database: Database) -> list[Field]:
 def pdf_target_fields(database: Database) -> list[Field]:
     """連携対象PDF candidates: header 自動生成ファイル fields, never link-target or dependent ones."""
     return [f for f in database.header_fields if f.type == FieldType.AUTOFILE and f.origin == "input"]
+
+
+def _normalized_url(text: str | None) -> str:
+    return normalize_base_url(text or "", allow_insecure_loopback=allow_insecure_loopback())
 
 
 class PositiveId:
@@ -169,11 +173,21 @@ class IntegrationSettingForm(BaseForm):
 
     def validate_url(self, field):
         try:
-            self.normalized_url = normalize_base_url(field.data or "", allow_insecure_loopback=allow_insecure_loopback())
+            self.normalized_url = _normalized_url(field.data)
             # Production: a host naming an internal address is refused here already (connecting checks again).
             check_destination(self.normalized_url, destination_policy())
         except MeisaiConfigError as exc:
             raise ValidationError(exc.user_message) from None
+
+    def tidied_url(self) -> str:
+        """The URL for a re-render: a pasted admin URL cut at /backadmin (normalised), else as typed.
+
+        A URL that is not acceptable stays as typed; 確定 then says what is wrong with it.
+        """
+        try:
+            return _normalized_url(self.url.data)
+        except MeisaiUrlError:
+            return self.url.data or ""
 
     def validate_token(self, field):
         token = (field.data or "").strip()

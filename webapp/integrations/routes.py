@@ -113,7 +113,9 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
         if action != "save":
             # A controlling choice changed or a row was added/removed: re-render, save nothing.
             state = {k: v for k, v in form.data.items() if k not in ("csrf_token",)}
-            state["token"] = ""  # never echo a typed token back into the page
+            # The typed token stays in the browser's own input (hx-preserve); the page never carries it.
+            state["token"] = ""
+            state["url"] = form.tidied_url()  # the URL field lost focus: cut a pasted admin URL at /backadmin
             edit_rows(state.get("record_updates", []), action, "update",
                       lambda: {"field_id": "", "mode": "fixed", "value": ""}, max_rows=RECORD_UPDATE_MAX)
             form = IntegrationSettingForm(formdata=None, data=state, database=database, editing=editing)
@@ -191,6 +193,7 @@ def menu_integration_settings(database_id: int, menu_id: int):
     database = get_database(database_id)
     menu = get_menu(menu_id, database)
     available = settings_of(database)
+    error = None
     if request.method == "GET":
         chosen = [m.setting_id for m in menu_integrations(menu)]
     else:
@@ -207,7 +210,7 @@ def menu_integration_settings(database_id: int, menu_id: int):
                 set_menu_integrations(menu, chosen)
             except IntegrationError as exc:
                 db.session.rollback()
-                flash(str(exc), "error")
+                error = str(exc)
             else:
                 flash(f"メニュー「{menu.name}」のシステム連携設定を保存しました。", "success")
                 return htmx_redirect(url_for("databases.menu_edit", database_id=database.id, menu_id=menu.id))
@@ -215,8 +218,14 @@ def menu_integration_settings(database_id: int, menu_id: int):
     return render(
         "integrations/menu_integrations.html", block="menu_integrations_body", database=database, menu=menu,
         chosen=[by_id[i] for i in chosen if i in by_id], available=available, DATA_KIND_LABELS=DATA_KIND_LABELS,
-        gaps={i: bookkeeping_gaps(by_id[i], menu) for i in chosen if i in by_id},
+        gaps={i: bookkeeping_gaps(by_id[i], menu) for i in chosen if i in by_id}, error=error,
     )
+
+
+@bp.app_template_global("attached_integrations")
+def attached_integrations(menu) -> list[IntegrationSetting]:
+    """The integrations in this menu's サブメニュー, in their order (shown on the menu's settings page)."""
+    return [attached.setting for attached in menu_integrations(menu)]
 
 
 @bp.get("/admin/audit")
