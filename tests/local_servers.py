@@ -92,76 +92,12 @@ class RedirectServer(_Server):
         super().__init__(host, Handler)
 
 
-class RawListener:
-    """A bare TCP listener: accepts connections and records the bytes each one sent until it closed.
+class _TcpServer:
+    """Accepts connections on a free loopback port in a thread and hands each to ``_handle``."""
 
-    With ``reply`` it sends those bytes once something arrived, then closes (e.g. to end a TLS handshake).
-    """
-
-    def __init__(self, host: str = "127.0.0.1", reply: bytes | None = None) -> None:
+    def __init__(self, host: str) -> None:
         self.sock = socket.create_server((host, 0))
         self.host, self.port = host, self.sock.getsockname()[1]
-        self.reply = reply
-        self.received: list[bytes] = []
-        self._changed = threading.Condition()
-        self._stopped = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(10)
-                data = b""
-                try:
-                    while chunk := conn.recv(65536):
-                        data += chunk
-                        if self.reply is not None:
-                            conn.sendall(self.reply)
-                            break
-                except OSError:
-                    pass
-            with self._changed:
-                self.received.append(data)
-                self._changed.notify_all()
-
-    def wait_for_connection(self, timeout: float = 10) -> bool:
-        """True once a connection was accepted and ended (its bytes are in ``received``)."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self.received, timeout)
-
-    def connections_so_far(self) -> list[bytes]:
-        """What every connection made until now sent, without waiting for one that may never come: a probe
-        connection of our own is accepted after all earlier ones (the backlog is first in, first out)."""
-        with socket.create_connection((self.host, self.port)) as probe:
-            probe.sendall(b"PROBE")
-        with self._changed:
-            self._changed.wait_for(lambda: b"PROBE" in self.received, 10)
-            return self.received[: self.received.index(b"PROBE")]
-
-    def stop(self) -> None:
-        self._stopped = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
-class ScriptedServer:
-    """A raw HTTP server: for each connection, reads the request head and then runs ``script(conn)``.
-
-    ``sent`` counts the bytes the scripts managed to write (a client that stops reading ends a script).
-    """
-
-    def __init__(self, script, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_server((host, 0))
-        self.host, self.port = host, self.sock.getsockname()[1]
-        self.script = script
-        self.sent = 0
-        self.closed = threading.Event()
         self._stopped = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -177,14 +113,83 @@ class ScriptedServer:
                 conn, _ = self.sock.accept()
             except (TimeoutError, OSError):
                 continue
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+class RawListener(_TcpServer):
+    """A bare TCP listener: accepts connections and records the bytes each one sent until it closed.
+
+    With ``reply`` it sends those bytes once something arrived, then closes (e.g. to end a TLS handshake).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", reply: bytes | None = None) -> None:
+        self.reply = reply
+        self.received: list[bytes] = []
+        self._changed = threading.Condition()
+        super().__init__(host)
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            try:
+                while chunk := conn.recv(65536):
+                    data += chunk
+                    if self.reply is not None:
+                        conn.sendall(self.reply)
+                        break
+            except OSError:
+                pass
+        with self._changed:
+            self.received.append(data)
+            self._changed.notify_all()
+
+    def wait_for_connection(self, timeout: float = 10) -> bool:
+        """True once a connection was accepted and ended (its bytes are in ``received``)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.received, timeout)
+
+    def connections_so_far(self) -> list[bytes]:
+        """What every connection made until now sent, without waiting for one that may never come: a probe
+        connection of our own is accepted after all earlier ones (the backlog is first in, first out)."""
+        with socket.create_connection((self.host, self.port)) as probe:
+            probe.sendall(b"PROBE")
+        with self._changed:
+            self._changed.wait_for(lambda: b"PROBE" in self.received, 10)
+            return self.received[: self.received.index(b"PROBE")]
+
+
+class ScriptedServer(_TcpServer):
+    """A raw HTTP server: for each connection, reads the request head (with ``tls_hello``: the first bytes,
+    a TLS ClientHello) and then runs ``script()``, whose items are bytes to send or float seconds to pause.
+
+    ``sent`` counts the bytes the scripts managed to write (a client that stops reading ends a script).
+    """
+
+    def __init__(self, script, host: str = "127.0.0.1", tls_hello: bool = False) -> None:
+        self.script = script
+        self.tls_hello = tls_hello
+        self.sent = 0
+        self.closed = threading.Event()
+        super().__init__(host)
+
+    def _handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
     def _one(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(10)
             head = b""
             try:
-                while b"\r\n\r\n" not in head:
+                while not (head if self.tls_hello else b"\r\n\r\n" in head):
                     chunk = conn.recv(65536)
                     if not chunk:
                         return
@@ -201,11 +206,6 @@ class ScriptedServer:
                 pass  # the client hung up: what the test wants
             finally:
                 self.closed.set()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self.thread.join(timeout=5)
-        self.sock.close()
 
 
 def trickling_body():
@@ -224,6 +224,14 @@ def trickling_headers():
         yield 0.05
         number += 1
         yield f"X-Slow-{number % 50}: x\r\n".encode()
+
+
+def trickling_tls_handshake():
+    """The start of a 16 KiB TLS handshake record, then one byte of it every 50 ms, for ever."""
+    yield b"\x16\x03\x03\x40\x00"
+    while True:
+        yield 0.05
+        yield b"\x00"
 
 
 def endless_body():

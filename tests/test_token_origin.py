@@ -67,6 +67,21 @@ class Listeners(list):
         return self[-1]
 
 
+def point_customer_setting_at(app, base_url: str) -> None:
+    """The demo's customer integration, with a token entered for ``base_url``."""
+    with app.app_context():
+        setting = setting_named(CUSTOMER_SETTING)
+        setting.base_url = base_url
+        setting.token_origin = origin_of(base_url)
+        db.session.commit()
+
+
+def start_customer_run(app, signin):
+    user = signin("user")
+    assert user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX).status_code == 200
+    return user
+
+
 @pytest.fixture
 def listeners():
     """Start bare TCP listeners (``listeners()``); all of them are the fixture's list."""
@@ -147,8 +162,7 @@ def test_a_run_never_sends_the_token_to_a_url_it_was_not_entered_for(app, demo, 
         with app.app_context():
             setting_named(CUSTOMER_SETTING).base_url = f"{elsewhere.root}demo/"
             db.session.commit()
-        user = signin("user")
-        user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX)
+        start_customer_run(app, signin)
         with app.app_context():
             run = execute(latest_run().id)
             assert run.status == "error"
@@ -165,14 +179,8 @@ def test_a_run_stops_at_a_redirect_sends_nothing_further_and_keeps_no_body(app, 
     target = RecordingServer()
     redirect = RedirectServer(307, f"{target.root}demo/")
     try:
-        with app.app_context():
-            setting = setting_named(CUSTOMER_SETTING)
-            # As if the user had entered the token for this URL.
-            setting.base_url = f"{redirect.root}demo/"
-            setting.token_origin = origin_of(setting.base_url)
-            db.session.commit()
-        user = signin("user")
-        user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX)
+        point_customer_setting_at(app, f"{redirect.root}demo/")
+        user = start_customer_run(app, signin)
         with app.app_context():
             run = execute(latest_run().id)
             run_id = run.id
@@ -285,13 +293,8 @@ def test_production_connection_test_cannot_be_rebound_to_an_internal_address(pro
 
 def test_production_run_refuses_an_internal_peer_and_sends_nothing(app, demo, signin, monkeypatch, listeners):
     listener = listeners()
-    with app.app_context():
-        setting = setting_named(CUSTOMER_SETTING)
-        setting.base_url = f"https://meisai.example:{listener.port}/demo/"
-        setting.token_origin = origin_of(setting.base_url)
-        db.session.commit()
-    user = signin("user")
-    user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX)
+    point_customer_setting_at(app, f"https://meisai.example:{listener.port}/demo/")
+    start_customer_run(app, signin)
     app.config["APP_ENV"] = "production"
     Resolver(monkeypatch, "meisai.example", ["127.0.0.1"])
     with app.app_context():
@@ -303,8 +306,7 @@ def test_production_run_refuses_an_internal_peer_and_sends_nothing(app, demo, si
 
 
 def test_production_run_of_a_plain_http_setting_is_refused_without_a_crash(app, demo, signin):
-    user = signin("user")
-    user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX)
+    start_customer_run(app, signin)
     app.config["APP_ENV"] = "production"  # the demo's settings use the emulator's http:// URL
     with app.app_context():
         run = execute(latest_run().id)

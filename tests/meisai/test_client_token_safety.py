@@ -19,6 +19,7 @@ from local_servers import (
     huge_declared_body,
     trickling_body,
     trickling_headers,
+    trickling_tls_handshake,
 )
 from meisai_testlib import FAST_RETRY, customer_csv, customer_rows
 
@@ -203,6 +204,21 @@ def test_a_server_trickling_bytes_cannot_hold_a_call(script):
     assert elapsed < 10
     assert raised.value.reason == "timeout"
     assert raised.value.user_message.startswith("楽楽明細から時間内に応答がありませんでした。")
+
+
+def test_a_trickled_tls_handshake_is_cut_at_the_deadline_too():
+    server = ScriptedServer(trickling_tls_handshake, tls_hello=True)
+    try:
+        client = MeisaiClient(f"https://127.0.0.1:{server.port}/demo/", TOKEN, retry=NO_RETRY, read_timeout=30,
+                              call_timeout=1.0, destination=DestinationPolicy.of(allowed_hosts=["127.0.0.1"]))
+        started = time.monotonic()
+        with pytest.raises(MeisaiConnectionError) as raised:
+            client.search_customers("x")
+        elapsed = time.monotonic() - started
+        assert server.closed.wait(10)
+    finally:
+        server.stop()
+    assert raised.value.reason == "timeout" and elapsed < 10
 
 
 def test_a_post_cut_at_its_deadline_is_flagged_unknown_and_not_resent():

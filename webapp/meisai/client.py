@@ -362,7 +362,7 @@ class ConnectionCheck:
 
     ok: bool
     reason: str  # ok | invalid_config | unreachable | timeout | tls | auth | maintenance | rate_limited |
-    #              server_error | not_meisai | unexpected
+    #              server_error | not_meisai | unexpected (and token_origin, set by the settings screen)
     message: str
     http_status: int | None = None
 
