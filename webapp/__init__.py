@@ -44,6 +44,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .auth.cli import register_cli as register_auth_cli
     from .backup.cli import register_cli as register_backup_cli
     from .core import register_core
+    from .core.params import register_parameter_rules
     from .core.security import register_security
     from .databases import bp as databases_bp
     from .databases.cli import register_cli as register_databases_cli
@@ -57,6 +58,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
 
     register_core(app)
     register_security(app)
+    register_parameter_rules(app)  # before the blueprints: their rules use its `int` converter
     app.register_blueprint(auth_bp)
     app.register_blueprint(databases_bp)
     app.register_blueprint(integrations_bp)

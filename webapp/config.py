@@ -110,6 +110,9 @@ def load_config(instance_path: Path) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024,
+        # A record form posts one part per 明細 cell: 500 rows (the limit the form reports) of up to 100 fields,
+        # where Flask's default of 1,000 parts refused 500 rows of two fields with a 413.
+        "MAX_FORM_PARTS": 50_000,
         "RECORDS_PER_PAGE": 50,
         # Runs: how often and how long the job polls 楽楽明細's import state, and when a silent run counts as
         # interrupted (its worker died). Seconds.

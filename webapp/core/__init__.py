@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
 from .permissions import PERMISSION_LABELS, Permission, has_permission
+from .text import escape_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,12 @@ def register_core(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        description = error.description if status in (403, 404, 429) and _is_own_message(error) else None
+        description = error.description if status in (400, 403, 404, 429) and _is_own_message(error) else None
         return render_error(status, description)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, escape_control_characters(request.path))
         db.session.rollback()
         return render_error(500)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from wtforms import (
     BooleanField,
-    FieldList,
     Form,
     FormField,
     PasswordField,
@@ -19,7 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from ..core.forms import BaseForm
+from ..core.forms import BaseForm, FieldList
 from ..databases.fieldtypes import FieldType, FieldValueError, parse_value
 from ..databases.models import Database, Field
 from ..meisai.client import normalize_base_url
@@ -70,10 +69,12 @@ class PositiveId:
             if self.required:
                 raise ValidationError("入力してください(1以上の整数)。")
             return
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdecimal():
             raise ValidationError("1以上の整数(半角数字)で入力してください。")
         if len(text) > ID_MAX_DIGITS:
             raise ValidationError(f"{ID_MAX_DIGITS}桁以内で入力してください。")
+        if int(text) < 1:
+            raise ValidationError("1以上の整数(半角数字)で入力してください。")
         field.parsed = int(text)
 
 
@@ -109,7 +110,7 @@ class IntegrationSettingForm(BaseForm):
     approval_flow_id = StringField("承認フローID", validators=[PositiveId(required=False)])
     pdf_field_id = SelectField("連携対象PDF", coerce=str, validate_choice=False)
 
-    record_updates = FieldList(FormField(RecordUpdateRow), min_entries=0, max_entries=RECORD_UPDATE_MAX + 5)
+    record_updates = FieldList(FormField(RecordUpdateRow), "レコード更新", min_entries=0, max_entries=RECORD_UPDATE_MAX)
 
     def __init__(self, *args, database: Database, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
+from ..core.params import parse_id
 from ..core.permissions import Permission, permission_required
 from ..core.rows import edit_rows
 from ..databases.models import Database
@@ -97,7 +98,7 @@ def _values_from(form: IntegrationSettingForm) -> SettingValues:
         replace_postal=form.replace_postal.data == "1",
         replace_fax=form.replace_fax.data == "1",
         approval_flow_id=getattr(form.approval_flow_id, "parsed", None),
-        pdf_field_id=int(form.pdf_field_id.data) if (form.pdf_field_id.data or "").isdigit() else None,
+        pdf_field_id=parse_id(form.pdf_field_id.data),
         record_updates=form.record_update_values(),
     )
 
@@ -197,7 +198,7 @@ def menu_integration_settings(database_id: int, menu_id: int):
     if request.method == "GET":
         chosen = [m.setting_id for m in menu_integrations(menu)]
     else:
-        chosen = [int(v) for v in request.form.getlist("setting_ids") if v.isdigit()]
+        chosen = [parse_id(v) for v in request.form.getlist("setting_ids")]  # a None is refused on 確定
         action = request.form.get("action", "save")
         added = request.form.get("new_setting_id", type=int)
         if action == "add_setting":
