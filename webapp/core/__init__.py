@@ -1,19 +1,19 @@
-"""Cross-cutting pieces: error pages, template helpers, the left panel, htmx detection."""
+"""Cross-cutting pieces: error pages, template helpers, htmx detection.
+
+core imports no feature module (an import-linter contract, see pyproject.toml): features plug into it.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
+from .clock import format_local
 from .permissions import PERMISSION_LABELS, Permission, has_permission
 from .text import escape_control_characters
 
@@ -40,15 +40,6 @@ ERROR_DEFAULT_MESSAGES = {
 }
 
 
-def format_local(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-    """An instant (stored in UTC) in the configured time zone, as people read it."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime(fmt)
-
-
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -67,8 +58,6 @@ def render_error(status: int, message: str | None = None):
 
 
 def register_core(app: Flask) -> None:
-    from ..auth.routes import load_user  # noqa: F401  (registers the user loader)
-
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
@@ -90,17 +79,8 @@ def register_core(app: Flask) -> None:
 
     @app.context_processor
     def layout_context():
-        from ..databases.models import Database
-
-        nav_databases = []
-        if current_user.is_authenticated:
-            nav_databases = list(
-                db.session.execute(
-                    select(Database).options(selectinload(Database.menus)).order_by(Database.position, Database.id)
-                ).scalars()
-            )
+        # The left panel's DBs and menus come from the databases blueprint's own context processor.
         return {
-            "nav_databases": nav_databases,
             "has_permission": lambda *p: has_permission(current_user, *p),
             "Permission": Permission,
             "PERMISSION_LABELS": PERMISSION_LABELS,

@@ -16,8 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..auth.models import utcnow
-from ..core.dbtypes import JSONType  # noqa: F401  (re-exported: the models of other modules import it here)
+from ..core.clock import utcnow
+from ..core.dbtypes import JSONType
 from ..extensions import db
 from .fieldtypes import FIELD_TYPE_LABELS, FieldType
 

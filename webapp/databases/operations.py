@@ -17,7 +17,9 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import delete, func, insert, select, text
 
+from ..core import dependents
 from ..core.audit import audit, diff
+from ..core.dependents import menu_usage
 from ..extensions import db
 from .fieldtypes import (
     DETAIL_TYPES,
@@ -369,6 +371,17 @@ def delete_menu(menu: Menu) -> None:
     audit("delete", "メニュー", menu.id, f"{menu.database.name} › {menu.name}", diff(menu_snapshot(menu), {}))
     db.session.delete(menu)
     db.session.commit()
+
+
+def menus_using(target: Field) -> list[Menu]:
+    """The menus of the field's DB that show it, filter on it or sort by it."""
+    return [menu for menu in target.database.menus
+            if target.id == menu.sort_field_id or any(c.field_id == target.id for c in menu.columns)
+            or any(f.field_id == target.id for f in menu.filters)]
+
+
+# A field's dependents include those of every menu that uses it (see core.dependents).
+dependents.register("databases", field=lambda target: [d for menu in menus_using(target) for d in menu_usage(menu)])
 
 
 def filter_value_from_inputs(target: Field, operator: str, value: str, value_to: str, values: list[str]):

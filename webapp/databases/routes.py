@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..core import htmx_redirect, render
+from ..core.dependents import menu_usage
 from ..core.params import parse_id
 from ..core.permissions import (
     Permission,
@@ -70,6 +71,16 @@ def _report(form, error: DatabaseError) -> None:
         target.errors = list(target.errors) + [str(error)]
     else:
         form.form_errors.append(str(error))
+
+
+@bp.app_context_processor
+def navigation() -> dict:
+    """The left panel of every page: each DB with its レコード一覧 menus (signed-in users only)."""
+    if not current_user.is_authenticated:
+        return {"nav_databases": []}
+    return {"nav_databases": list(db.session.execute(
+        select(Database).options(selectinload(Database.menus)).order_by(Database.position, Database.id)
+    ).scalars())}
 
 
 @bp.get("/")
@@ -329,8 +340,6 @@ def _menu_spec(form: MenuForm, database: Database, fields_by_id: dict[str, Field
 
 
 def _menu_form_view(database: Database, menu: Menu | None):
-    from ..integrations.operations import menu_usage
-
     usage = menu_usage(menu) if menu else None
     # A menu an integration or timer uses is shown read-only to those who may not change it (POSTs are refused).
     locked = bool(menu) and not has_permission(current_user, *menu_change_permissions(menu))
@@ -387,8 +396,6 @@ def menu_edit(database_id: int, menu_id: int):
 @bp.post("/dbs/<int:database_id>/menus/<int:menu_id>/delete")
 @permission_required(Permission.DB_SETTINGS)
 def menu_delete(database_id: int, menu_id: int):
-    from ..integrations.operations import menu_usage
-
     database = get_database(database_id)
     menu = get_menu(menu_id, database)
     require_for_menu(menu)

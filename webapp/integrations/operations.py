@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from ..core import dependents
 from ..core.audit import SECRET_CHANGED, audit, diff
 from ..core.crypto import TokenUnreadable, decrypt_secret, encrypt_secret
+from ..core.dependents import ORDER_SETTING, Dependent
 from ..databases.models import Database, Field, Menu
 from ..extensions import db
 from ..meisai.client import ConnectionCheck, MeisaiClient, normalize_base_url, origin_of
@@ -189,12 +191,8 @@ def delete_setting(setting: IntegrationSetting) -> None:
 
 
 def has_history(setting: IntegrationSetting) -> bool:
-    """Whether runs refer to this setting (run history arrives with the runs module)."""
-    try:
-        from ..runs.models import Run
-    except ImportError:
-        return False
-    return db.session.execute(select(func.count()).select_from(Run).where(Run.setting_id == setting.id)).scalar_one() > 0
+    """Whether a history refers to this setting (runs register theirs in core.dependents)."""
+    return bool(dependents.usage_of("setting", setting))
 
 
 def settings_of(database: Database) -> list[IntegrationSetting]:
@@ -341,55 +339,22 @@ def bookkeeping_gaps(setting: IntegrationSetting, menu: Menu) -> list[str]:
     return [key for key, accepted in BOOKKEEPING_NAMES.items() if not names.intersection(accepted)]
 
 
-@dataclass
-class Usage:
-    """The integrations and timers whose sending depends on a menu or a field (see core.permissions)."""
-
-    settings: list[IntegrationSetting] = field(default_factory=list)
-    timers: list = field(default_factory=list)  # timers.models.Timer
-
-    def __bool__(self) -> bool:
-        return bool(self.settings or self.timers)
-
-    def add(self, other: Usage) -> None:
-        self.settings += [s for s in other.settings if s not in self.settings]
-        self.timers += [t for t in other.timers if t not in self.timers]
-
-    def describe(self) -> str:
-        """楽楽明細連携「A」、タイマー「A」(ON) — as a save message names them."""
-        from ..timers.operations import timer_label
-
-        return "、".join([f"楽楽明細連携「{s.name}」" for s in self.settings] + [timer_label(t) for t in self.timers])
+def _setting_dependent(setting: IntegrationSetting) -> Dependent:
+    return Dependent(("setting", setting.id), f"楽楽明細連携「{setting.name}」", ORDER_SETTING)
 
 
-def menu_usage(menu: Menu) -> Usage:
-    """The integrations in the menu's サブメニュー and the timers whose メニュー設定 is this menu."""
-    from ..timers.operations import timers_using
+def _settings_using_field(target: Field) -> list[Dependent]:
+    """The DB's settings that send `target` as the 連携対象PDF or write it in a レコード更新."""
+    return [_setting_dependent(s) for s in settings_of(target.database)
+            if s.pdf_field_id == target.id or any(rule.field_id == target.id for rule in s.record_updates)]
 
-    return Usage([attached.setting for attached in menu_integrations(menu)], timers_using(menu))
 
-
-def field_usage(target: Field) -> Usage:
-    """Who sends something that depends on `target`: through a menu they use (column, filter, sort), as a
-    レコード更新 target or the 連携対象PDF, or a timer without メニュー設定 (it sends every field of the DB)."""
-    from ..timers.models import Timer
-
-    usage = Usage()
-    for menu in target.database.menus:
-        used = (target.id == menu.sort_field_id or any(c.field_id == target.id for c in menu.columns)
-                or any(f.field_id == target.id for f in menu.filters))
-        if used:
-            usage.add(menu_usage(menu))
-    settings = settings_of(target.database)
-    usage.add(Usage([s for s in settings if s.pdf_field_id == target.id
-                     or any(rule.field_id == target.id for rule in s.record_updates)]))
-    if settings:
-        whole_db = db.session.execute(
-            select(Timer).where(Timer.menu_id.is_(None), Timer.setting_id.in_([s.id for s in settings]))
-            .order_by(Timer.id)
-        ).scalars().all()
-        usage.add(Usage(timers=list(whole_db)))
-    return usage
+dependents.register(
+    "integrations",
+    menu=lambda menu: [_setting_dependent(attached.setting) for attached in menu_integrations(menu)],
+    field=_settings_using_field,
+    database=lambda database: [_setting_dependent(s) for s in settings_of(database)],
+)
 
 
 def attached_menus(setting: IntegrationSetting) -> list[Menu]:

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..auth.models import User
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, to_local, utcnow
 from ..core.crypto import TokenUnreadable
 from ..databases.models import Field, Record
 from ..databases.operations import build_search_text, files_root
@@ -519,9 +519,7 @@ RECORD_UPDATE_FULL_SPEED_SECONDS = 2.0
 
 def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
     """レコード更新 of the records 楽楽明細 imported, in batches (one executemany per batch, not per record)."""
-    from zoneinfo import ZoneInfo
-
-    started = as_utc(run.started_at or utcnow()).astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+    started = to_local(run.started_at or utcnow())
     assignments = {rule.field.key: (started.strftime("%Y-%m-%d %H:%M") if rule.value == RUN_TIME else rule.value)
                    for rule in setting.record_updates}
     ok_ids = list(db.session.execute(

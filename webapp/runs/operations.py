@@ -6,7 +6,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from redis import Redis
@@ -17,7 +16,7 @@ from rq.job import Job
 from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, local_tz, utcnow
 from ..core.text import control_character_problem
 from ..databases.models import Field, Menu, Record
 from ..databases.query import menu_records_statement, order_clauses
@@ -43,10 +42,6 @@ def check_text(label: str, text: str) -> None:
     problem = control_character_problem(text)
     if problem:
         raise RunError(f"{label}: {problem}")
-
-
-def local_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def needs_publication_date(setting: IntegrationSetting) -> bool:

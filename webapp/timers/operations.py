@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_login import current_user
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.audit import audit, diff
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, local_tz, utcnow
 from ..databases.models import MENU_TYPE_RECORD_LIST, Menu
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
@@ -52,10 +50,6 @@ class TimerValues:
     def schedule(self) -> Schedule:
         return Schedule(kind=self.kind, at=self.at, once_date=self.once_date, weekdays=frozenset(self.weekdays),
                         month_day=self.month_day, last_day=self.last_day)
-
-
-def local_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def timer_of(setting: IntegrationSetting) -> Timer | None:
@@ -215,7 +209,3 @@ def last_heartbeat() -> datetime | None:
         select(SchedulerHeartbeat.beat_at).where(SchedulerHeartbeat.name == HEARTBEAT_NAME)
     ).scalar_one_or_none()
     return as_utc(beat_at)
-
-
-def to_local(moment: datetime) -> datetime:
-    return as_utc(moment).astimezone(local_tz())

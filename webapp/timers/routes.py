@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, flash, request, url_for
 
 from ..core import htmx_redirect, render
-from ..core.clock import utcnow
+from ..core.clock import to_local, utcnow
 from ..core.permissions import INTEGRATION_SETTINGS, permission_required
 from ..databases.routes import get_database
 from ..extensions import db
@@ -27,7 +27,6 @@ from .operations import (
     summary,
     timer_of,
     timers_using,
-    to_local,
     upcoming,
 )
 from .schedule import LAST_DAY, WEEKDAY_LABELS, Kind, tz_label
