@@ -18,6 +18,7 @@ from ..core import dependents
 from ..core.audit import SECRET_CHANGED, audit, diff
 from ..core.crypto import TokenUnreadable, decrypt_secret, encrypt_secret
 from ..core.dependents import ORDER_SETTING, Dependent
+from ..core.errors import DomainError
 from ..databases.models import Database, Field, Menu
 from ..extensions import db
 from ..meisai.client import ConnectionCheck, MeisaiClient, normalize_base_url, origin_of
@@ -43,12 +44,8 @@ from .models import (
 TOKEN_ORIGIN_CHANGED = "URLの接続先が変わったため、APIトークンを入力し直してください。"
 
 
-class IntegrationError(ValueError):
-    """A refused change, with a Japanese message; ``field`` names the form field it belongs to, if one."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+class IntegrationError(DomainError):
+    """A refused change of a 楽楽明細連携設定 or a menu's システム連携設定."""
 
 
 class TokenOriginChanged(TokenUnreadable):
@@ -175,7 +172,7 @@ def save_setting(database: Database, values: SettingValues, existing: Integratio
         changes["APIトークン"] = ["", SECRET_CHANGED]
     if existing is None or changes:
         audit("create" if existing is None else "update", "楽楽明細連携設定", setting.id, setting.name, changes)
-    db.session.commit()
+    db.session.flush()
     return setting
 
 
@@ -187,7 +184,7 @@ def delete_setting(setting: IntegrationSetting) -> None:
         setting.is_deleted = True
     else:
         db.session.delete(setting)
-    db.session.commit()
+    db.session.flush()
 
 
 def has_history(setting: IntegrationSetting) -> bool:
@@ -229,7 +226,7 @@ def set_menu_integrations(menu: Menu, setting_ids: list[int]) -> None:
     if before != setting_ids:
         names = lambda ids: "、".join(allowed[i].name if i in allowed else str(i) for i in ids)  # noqa: E731
         audit("update", "システム連携設定", menu.id, f"メニュー「{menu.name}」", {"処理": [names(before), names(setting_ids)]})
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- tokens and clients ----------------------------------------------------------------------------------
@@ -317,7 +314,7 @@ def settings_connection_test(url: str, typed_token: str, setting: IntegrationSet
     audit("connection_test", "楽楽明細連携設定", setting.id if setting else None,
           setting.name if setting else (label.strip() or "(新規)"),
           {"接続先": ["", origin or "(URLが正しくありません)"], "結果": ["", outcome]})
-    db.session.commit()
+    db.session.flush()
     return check
 
 
@@ -331,12 +328,19 @@ BOOKKEEPING_NAMES = {
 }
 
 
-def bookkeeping_gaps(setting: IntegrationSetting, menu: Menu) -> list[str]:
-    """The 電子帳簿保存法 search keys a 帳票 integration's menu does not send (a warning, never a refusal)."""
-    if setting.kind == DataKind.CUSTOMER or setting.kind == DataKind.REPORT_PDF:
+def bookkeeping_gaps(sending: IntegrationSetting | DataKind, menu: Menu) -> list[str]:
+    """The 電子帳簿保存法 search keys a 帳票 integration's menu does not send (a warning, never a refusal); `sending`
+    is the setting or the 連携データ it would have (the settings form shows the choice before it is saved)."""
+    kind = sending if isinstance(sending, DataKind) else sending.kind
+    if kind in (DataKind.CUSTOMER, DataKind.REPORT_PDF):  # CSV carries the keys: PDF only sends no CSV
         return []
     names = {f.name for f in menu.column_fields if not f.is_detail}
     return [key for key, accepted in BOOKKEEPING_NAMES.items() if not names.intersection(accepted)]
+
+
+def bookkeeping_warnings(setting: IntegrationSetting, kind: DataKind) -> list[tuple[str, list[str]]]:
+    """(menu name, missing keys) of each menu the setting is attached to, for the 連携データ `kind`."""
+    return [(menu.name, gaps) for menu in attached_menus(setting) if (gaps := bookkeeping_gaps(kind, menu))]
 
 
 def _setting_dependent(setting: IntegrationSetting) -> Dependent:

@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from ..auth.models import User
 from ..core.clock import as_utc, to_local, utcnow
 from ..core.crypto import TokenUnreadable
+from ..core.files import files_root
 from ..databases.models import Field, Record
-from ..databases.operations import build_search_text, files_root
+from ..databases.operations import build_search_text
 from ..databases.record_counts import records_of
 from ..extensions import db
 from ..integrations.models import (

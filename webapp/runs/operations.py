@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import as_utc, local_tz, utcnow
+from ..core.errors import DomainError
 from ..core.text import control_character_problem
 from ..databases.models import Field, Menu, Record
 from ..databases.query import menu_records_statement, order_clauses
@@ -33,7 +34,7 @@ PREVIEW_LINES = 20
 MEMO_MAX = 200
 
 
-class RunError(ValueError):
+class RunError(DomainError):
     """A run that cannot start; the message is Japanese and shown as is."""
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.audit import audit, diff
 from ..core.clock import as_utc, local_tz, utcnow
+from ..core.errors import DomainError
 from ..databases.models import MENU_TYPE_RECORD_LIST, Menu
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
@@ -26,12 +27,8 @@ HEARTBEAT_NAME = "timer-dispatcher"
 HEARTBEAT_MAX_AGE = timedelta(minutes=2)
 
 
-class TimerError(ValueError):
+class TimerError(DomainError):
     """A refused タイマー設定, with a Japanese message for `field` (a form field name) or the whole form."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass

@@ -6,10 +6,11 @@ from flask import current_app, flash, request, url_for
 
 from ..core import htmx_redirect, render
 from ..core.clock import to_local, utcnow
+from ..core.forms import report_error
 from ..core.permissions import INTEGRATION_SETTINGS, permission_required
-from ..databases.routes import get_database
+from ..databases.loaders import get_database
 from ..extensions import db
-from ..integrations.routes import get_setting
+from ..integrations.loaders import get_setting
 from . import bp
 from .forms import TimerForm
 from .models import Timer
@@ -63,8 +64,7 @@ def timer_settings(database_id: int, setting_id: int):
                 save_timer(setting, form.values, utcnow())
             except TimerError as exc:
                 db.session.rollback()
-                target = getattr(form, exc.field, None) if exc.field else None
-                (target.errors if target is not None else form.form_errors).append(str(exc))
+                report_error(form, exc)
             else:
                 flash("タイマー設定を保存しました。次回実行予定を確認してください。", "success")
                 return htmx_redirect(url_for("timers.timer_settings", database_id=database.id, setting_id=setting.id))
