@@ -1,9 +1,8 @@
 """Field types (項目タイプ): one registry of type objects, in the spirit of CTFd's challenge types.
 
-A type is a class: its label; how it parses what people type, shows a value, exports it (CSV) and what keyword
-search reads of it; how the record list's query reads the stored value (sort key, filter operators, index); the
-widget of the record form; and the roles a field of that type may play — list column, filter, sort key,
-レコード更新 target, 連携対象PDF, 明細 field. Code elsewhere asks `field.kind` and never switches on a type
+A type is a class: its label; how it parses what people type, shows a value and exports it (CSV); how the record
+list's query reads the stored value (sort key, filter operators, index); the widget of the record form; and the
+roles a field of that type may play — list column, filter, sort key, レコード更新 target, 連携対象PDF, 明細 field. Code elsewhere asks `field.kind` and never switches on a type
 name, so a new type is one new class passed to `register` (a module outside databases may register one: the
 自動生成ファイル type lives in documents/fieldtype.py). Types whose values people do not type (`typed = False`:
 自動生成ファイル today, 数値計算 or 自動採番 later) fill them in `on_save`, which save_record calls in
@@ -15,7 +14,8 @@ Stored values in a record's JSON:
   datetime -> "YYYY-MM-DD HH:MM" (wall-clock time in the configured TZ: it is business data typed by a
   person, and 楽楽明細 expects JST in its CSV);  multiselect -> list[str];  checkbox -> bool;
   file / autofile -> {"name", "path", "size", "content_type"} (the bytes live under FILES_DIR).
-Keyword search reads every stored value by its shape (search_text_of), so a type stores one of these shapes.
+Keyword search reads every stored value by its shape (search_text_of), so a type stores one of these shapes: the
+run's bulk レコード更新 rewrites search text from the values alone, without the fields.
 """
 
 from __future__ import annotations
@@ -124,8 +124,11 @@ class FieldKind:
     def blank_value(self):
         return None
 
-    def parse(self, raw, *, options: list[str] | None = None, required: bool = False):
-        """Turn form (or CSV) input into the stored value, or raise FieldValueError with a Japanese message."""
+    def parse(self, raw, *, options: list[str] | None = None, required: bool = False, field: Field | None = None):
+        """Turn form (or CSV) input into the stored value, or raise FieldValueError with a Japanese message.
+
+        `field` is there for a type whose parsing needs the field's own settings (a DBリンク項目: its linked DB).
+        """
         if is_blank(raw):
             if required:
                 raise FieldValueError("必須項目です。入力してください。")
@@ -159,12 +162,9 @@ class FieldKind:
             return ""
         return value if isinstance(value, str) else str(value)
 
-    def search_text(self, value) -> str:
-        return search_text_of(value)
-
     def filter_value(self, raw: str, field: Field):
         """The stored value of a filter compared with `=` or 含む (raises FieldValueError)."""
-        return self.parse(raw, options=field.options)
+        return self.parse(raw, options=field.options, field=field)
 
     def filter_text(self, value) -> str:
         """A filter's value as the 監査ログ shows it."""
@@ -193,7 +193,8 @@ class FieldKind:
     # ---- saving a record ------------------------------------------------------------------------------
 
     def on_save(self, field: Field, record: Record) -> list[str]:
-        """Make an untyped value after the typed ones are set (save_record); returns messages for the user."""
+        """Make an untyped value after the typed ones are set (save_record; a 明細 field's in every row);
+        returns messages for the user."""
         return []
 
     # ---- the record list's query ------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class TextareaKind(FieldKind):
     default_column = False
     widget = "textarea"
 
-    def parse(self, raw, *, options=None, required=False):
+    def parse(self, raw, *, options=None, required=False, field=None):
         if is_blank(raw):
             return super().parse(raw, options=options, required=required)
         text = str(raw).rstrip()  # leading spaces of the first line are kept in multi-line text
@@ -418,7 +419,7 @@ class MultiSelectKind(FieldKind):
     def blank_value(self):
         return []
 
-    def parse(self, raw, *, options=None, required=False):
+    def parse(self, raw, *, options=None, required=False, field=None):
         if is_blank(raw):
             return super().parse(raw, options=options, required=required)
         values = [raw] if isinstance(raw, str) else list(raw)
@@ -462,7 +463,7 @@ class CheckboxKind(FieldKind):
     widget = "check"
     filter_widget = "checkbox"
 
-    def parse(self, raw, *, options=None, required=False):
+    def parse(self, raw, *, options=None, required=False, field=None):
         return bool(raw) and str(raw).lower() not in {"0", "false", "off", "n", ""}
 
     def display_text(self, value) -> str:
@@ -493,7 +494,7 @@ class StoredFileKind(FieldKind):
     detail = False
     is_file = True
 
-    def parse(self, raw, *, options=None, required=False):
+    def parse(self, raw, *, options=None, required=False, field=None):
         raise TypeError("file values are not parsed from text")
 
     def display_text(self, value) -> str:

@@ -222,7 +222,7 @@ class TypedValue:
             return
         try:
             wtf_field.parsed = self.model_field.kind.parse(
-                raw, options=self.model_field.options, required=self.model_field.required
+                raw, options=self.model_field.options, required=self.model_field.required, field=self.model_field
             )
         except FieldValueError as exc:
             raise ValidationError(str(exc)) from exc

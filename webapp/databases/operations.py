@@ -402,8 +402,8 @@ def filter_value_from_inputs(target: Field, operator: str, inputs: FilterInputs)
         return chosen
     try:
         if operator == OP_RANGE:
-            low = target.kind.parse(inputs.value) if inputs.value.strip() else None
-            high = target.kind.parse(inputs.value_to) if inputs.value_to.strip() else None
+            low = target.kind.parse(inputs.value, field=target) if inputs.value.strip() else None
+            high = target.kind.parse(inputs.value_to, field=target) if inputs.value_to.strip() else None
             if low is None and high is None:
                 raise DatabaseError(f"「{target.name}」の範囲の開始か終了を入力してください。", "filters")
             if low is not None and high is not None and low > high:
@@ -519,7 +519,7 @@ def save_record(database: Database, record: Record | None, changes: RecordChange
     record.search_text = build_search_text(record.data, record.details)
     record.updated_by_id = user_id
     messages = []
-    for target in sorted((f for f in database.header_fields if not f.kind.typed), key=lambda f: f.kind.save_order):
+    for target in sorted((f for f in database.fields if not f.kind.typed), key=lambda f: f.kind.save_order):
         messages += target.kind.on_save(target, record)
     db.session.flush()
     return SavedRecord(record, created, messages)

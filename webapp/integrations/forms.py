@@ -230,7 +230,8 @@ class IntegrationSettingForm(BaseForm):
         if target.kind.accepts_run_time and row.mode.data == RUN_TIME:
             return RUN_TIME
         try:
-            parsed = target.kind.parse(value, options=target.options, required=not target.kind.record_update_blank)
+            parsed = target.kind.parse(value, options=target.options, required=not target.kind.record_update_blank,
+                                       field=target)
         except FieldValueError as exc:
             row.value.errors = [str(exc)]
             raise ValidationError(f"「{target.name}」の更新後の値: {exc}") from None

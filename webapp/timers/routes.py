@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, request, url_for
+from flask import flash, request, url_for
 
 from ..core import htmx_redirect, render
-from ..core.clock import to_local, utcnow
+from ..core.clock import local_tz, to_local, utcnow
 from ..core.forms import report_error
 from ..core.permissions import INTEGRATION_SETTINGS, permission_required
 from ..databases.loaders import get_database
@@ -73,7 +73,7 @@ def timer_settings(database_id: int, setting_id: int):
     heartbeat = last_heartbeat()
     return render(
         "timers/timer_form.html", block="timer_form_body", database=database, setting=setting, timer=timer,
-        form=form, menus=menus, tz=tz_label(current_app.config["TIMEZONE"]), next_count=NEXT_RUN_COUNT,
+        form=form, menus=menus, tz=tz_label(local_tz()), next_count=NEXT_RUN_COUNT,
         next_runs=upcoming(timer, now) if timer else [], last=last_fired(timer) if timer else None,
         slots=recent_slots(timer) if timer else [], PRIORITY_MIN=PRIORITY_MIN, PRIORITY_MAX=PRIORITY_MAX,
         heartbeat=heartbeat, scheduler_stale=heartbeat is None or now - heartbeat > HEARTBEAT_MAX_AGE,

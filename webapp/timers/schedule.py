@@ -116,7 +116,7 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def tz_label(tz_name: str) -> str:
+def tz_label(tz: ZoneInfo) -> str:
     """Shown next to every time field, e.g. "Asia/Tokyo (UTC+09:00)"."""
-    offset = datetime.now(ZoneInfo(tz_name)).strftime("%z")
-    return f"{tz_name} (UTC{offset[:3]}:{offset[3:]})"
+    offset = datetime.now(tz).strftime("%z")
+    return f"{tz.key} (UTC{offset[:3]}:{offset[3:]})"
