@@ -1,6 +1,7 @@
 """楽楽明細連携設定: save (only the settings that apply), delete, attach to menus, 接続テスト, clients.
 
-Views, the run jobs and the CLI all come through here; a change and its audit entry commit together.
+Views, the run jobs and the CLI all come through here. Each action flushes and its caller commits, so a change
+and its audit entry are kept together or not at all.
 
 The stored API token follows its origin: it is only ever sent to the scheme + host + port it was entered for
 (``IntegrationSetting.token_origin``). A URL with another origin needs the token typed again, on save and in
