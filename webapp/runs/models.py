@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..auth.models import User, utcnow
 from ..databases.models import JSONType, Menu
 from ..extensions import db
-from ..integrations.models import IntegrationSetting
+from ..integrations.models import DATA_KIND_LABELS, DataKind, IntegrationSetting
 
 
 class RunStatus(StrEnum):
@@ -47,6 +47,16 @@ RUN_STATUS_LABELS = {
     RunStatus.ERROR: "エラー",
     RunStatus.NEEDS_CHECK: "要確認",
     RunStatus.INTERRUPTED: "中断",
+}
+# The run dialog's heading follows the run to its end.
+RUN_STATUS_HEADINGS = {
+    RunStatus.QUEUED: "実行を受け付けました",
+    RunStatus.RUNNING: "実行中です",
+    RunStatus.COMPLETED: "実行が完了しました",
+    RunStatus.PARTIAL: "実行が終わりました(一部エラー)",
+    RunStatus.ERROR: "エラーで終了しました",
+    RunStatus.NEEDS_CHECK: "実行が終わりました(要確認)",
+    RunStatus.INTERRUPTED: "実行が中断しました",
 }
 ACTIVE_STATUSES = {RunStatus.QUEUED, RunStatus.RUNNING}
 FINAL_STATUSES = set(RunStatus) - ACTIVE_STATUSES
@@ -82,6 +92,18 @@ class RecordStatus(StrEnum):
     NOT_SENT = "not_sent"  # its call failed before 楽楽明細 accepted it
     UNKNOWN = "unknown"  # its call needs checking
 
+
+RECORD_STATUS_LABELS = {
+    RecordStatus.PENDING: "未処理",
+    RecordStatus.SENDING: "送信中",
+    RecordStatus.OK: "成功",
+    RecordStatus.ROW_ERROR: "取込エラー",
+    RecordStatus.INVALID: "送信対象外",
+    RecordStatus.NOT_SENT: "未送信",
+    RecordStatus.UNKNOWN: "要確認",
+}
+PROBLEM_STATUSES = (RecordStatus.SENDING, RecordStatus.ROW_ERROR, RecordStatus.INVALID, RecordStatus.NOT_SENT,
+                    RecordStatus.UNKNOWN)
 
 TRIGGER_LABELS = {"manual": "手動", "timer": "タイマー", "cli": "コマンド", "rerun": "再実行"}
 
@@ -142,6 +164,24 @@ class Run(db.Model):
         return RUN_STATUS_LABELS[RunStatus(self.status)]
 
     @property
+    def status_heading(self) -> str:
+        return RUN_STATUS_HEADINGS[RunStatus(self.status)]
+
+    @property
+    def sends_csv(self) -> bool:
+        """帳票データ(PDF) sends the ZIP alone: its run has no CSV lines to report. Read from the setting as it
+        was when the run was created (it may have been changed since)."""
+        kind_label = (self.setting_snapshot or {}).get("連携データ")
+        if kind_label:
+            return kind_label != DATA_KIND_LABELS[DataKind.REPORT_PDF]
+        return self.setting.kind != DataKind.REPORT_PDF
+
+    @property
+    def pdf_count(self) -> int:
+        """PDFs sent or to be sent, over all calls (the ZIPs' members)."""
+        return sum(f.get("pdf_count", 0) for call in self.calls for f in call.files)
+
+    @property
     def executor_label(self) -> str:
         if self.trigger == "timer":
             return "タイマー"
@@ -184,6 +224,10 @@ class RunCall(db.Model):
     @property
     def status_label(self) -> str:
         return CALL_STATUS_LABELS[CallStatus(self.status)]
+
+    @property
+    def pdf_count(self) -> int:
+        return sum(f.get("pdf_count", 0) for f in self.files)
 
 
 class RunRecord(db.Model):

@@ -19,13 +19,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import as_utc, utcnow
 from ..databases.models import Field, Menu, Record
-from ..databases.query import menu_records_statement, order_clauses
+from ..databases.query import Page, menu_records_statement, order_clauses
 from ..extensions import db
 from ..integrations.models import ISSUE_SCHEDULED, PDF_KINDS, DataKind, IntegrationSetting, MenuIntegration
 from ..integrations.operations import snapshot
 from ..meisai import contract
 from . import export
-from .models import ACTIVE_STATUSES, RecordStatus, Run, RunRecord, RunStatus
+from .models import ACTIVE_STATUSES, PROBLEM_STATUSES, RecordStatus, Run, RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +322,45 @@ def mark_interrupted(run: Run) -> None:
     run.error_message = ("処理が途中で止まりました(ワーカーが停止した可能性があります)。「再実行」で未送信の分だけを送信できます。"
                          "送信済みの分は送り直しません。")
     db.session.commit()
+
+
+# ---- the records' errors, listed once ----------------------------------------------------------------------
+
+PROBLEMS_PER_PAGE = 50
+
+
+@dataclass
+class RecordProblems:
+    """One page of the records that failed for reasons of their own, and how many failed with their call."""
+
+    page: Page  # of RunRecord
+    rows: dict[int, int]  # record id -> the row 楽楽明細 named (row errors)
+    with_call: list[tuple[int | None, str, int]]  # (call index, record status, count): the reason is the call's
+
+
+def record_problems(run: Run, page: int = 1) -> RecordProblems:
+    """The run's failed records, each with its own reason, PROBLEMS_PER_PAGE at a time; records whose call was
+    refused as a whole carry no reason of their own (it is said once, on the call) and are only counted."""
+    own = (RunRecord.run_id == run.id, RunRecord.status.in_(PROBLEM_STATUSES), RunRecord.message != "")
+    total = db.session.execute(select(func.count()).where(*own)).scalar_one()
+    pages = max(1, -(-total // PROBLEMS_PER_PAGE))
+    page = min(max(1, page), pages)
+    records = list(db.session.execute(
+        select(RunRecord).where(*own).order_by(RunRecord.position)
+        .limit(PROBLEMS_PER_PAGE).offset((page - 1) * PROBLEMS_PER_PAGE)
+    ).scalars())
+    wanted = {r.record_id for r in records if r.status == RecordStatus.ROW_ERROR}
+    rows: dict[int, int] = {}
+    for call in run.calls if wanted else []:
+        for error in call.row_errors:
+            if error.get("record_id") in wanted and error.get("row") is not None:
+                rows.setdefault(error["record_id"], error["row"])
+    with_call = [tuple(row) for row in db.session.execute(
+        select(RunRecord.call_index, RunRecord.status, func.count())
+        .where(RunRecord.run_id == run.id, RunRecord.status.in_(PROBLEM_STATUSES), RunRecord.message == "")
+        .group_by(RunRecord.call_index, RunRecord.status).order_by(RunRecord.call_index)
+    ).all()]
+    return RecordProblems(Page(records, total, page, PROBLEMS_PER_PAGE), rows, with_call)
 
 
 # ---- preview ---------------------------------------------------------------------------------------------
