@@ -50,6 +50,7 @@ from ..meisai.errors import (
     MeisaiParamError,
 )
 from . import export
+from .ledger import record_sent_codes
 from .models import CallStatus, RecordStatus, Run, RunCall, RunRecord, RunStatus
 from .outcome import STOPPED_NOTE, explain_refusal, run_summary, whole_file_rejection
 
@@ -212,7 +213,7 @@ def _plan(run: Run, setting: IntegrationSetting) -> None:
             # The header as sent: the next preview compares the menu's columns with it.
             files.append({"name": path.name, "path": str(path.relative_to(files_root())), "size": item.size,
                           "content_type": contract.CSV_CONTENT_TYPE, "row_base": 2,
-                          "columns": [column.name for column in columns]})
+                          "columns": export.header_names(columns)})
         for number, info in enumerate(files):
             info["part"] = contract.FILE_PART.format(index=number)
         # PDF only: no CSV lines are sent (item.rows counts its PDFs, to tie row errors to records).
@@ -492,6 +493,9 @@ def _finish(run: Run, setting: IntegrationSetting) -> str:
     if ok and setting.record_updates and not run.records_updated:
         _beat(run, "レコードを更新しています…")
         apply_record_updates(run, setting)
+    if ok and setting.kind == DataKind.CUSTOMER:
+        # The 帳票 previews of this 楽楽明細 now know these customers (ledger.py); repeating it is harmless.
+        record_sent_codes(run, setting.base_url)
     run.ok_count, run.error_count = ok, failed + unknown
     run.status = final
     if not run.error_message:

@@ -247,3 +247,20 @@ class RunRecord(db.Model):
     call_index: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=RecordStatus.PENDING)
     message: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+
+
+class SentCustomerCode(db.Model):
+    """A 顧客コード that a successful 顧客データ run of this installation registered in one 楽楽明細 (base URL).
+
+    楽楽明細 ties each 帳票 to its customer by this code: the preview of a 帳票 integration warns about records whose
+    code was never sent to its 楽楽明細 (ledger.py). One row per URL and code, from the first run that sent it.
+    """
+
+    __tablename__ = "sent_customer_codes"
+    __table_args__ = (UniqueConstraint("base_url", "code", name="uq_sent_customer_codes_base_url_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(500), nullable=False)
+    code: Mapped[str] = mapped_column(String(200), nullable=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
