@@ -70,7 +70,7 @@ def test_columns_changed_since_the_last_imported_call_are_shown_with_the_differe
     warning = body.split('id="preview-column-change"')[1].split("</div>")[0]
     assert f"実行No.{run_id}" in warning
     assert "追加された列: 連携ステータス" in warning and "なくなった列: 部署名" in warning
-    assert "列の順序が変わっています" in warning
+    assert "列の順序が変わっています: 顧客名(2列目→1列目)、顧客コード(1列目→2列目)" in warning
     assert "前回(9列)" in warning and "今回(9列)" in warning
     assert "送信はできます" in warning
     # A warning, not a block: 実行 still starts the run.

@@ -105,7 +105,8 @@ RECORD_STATUS_LABELS = {
 PROBLEM_STATUSES = (RecordStatus.SENDING, RecordStatus.ROW_ERROR, RecordStatus.INVALID, RecordStatus.NOT_SENT,
                     RecordStatus.UNKNOWN)
 
-TRIGGER_LABELS = {"manual": "手動", "timer": "タイマー", "cli": "コマンド", "rerun": "再実行"}
+# timer_now: タイマー設定's 「今すぐ実行」, run by the person who pressed it.
+TRIGGER_LABELS = {"manual": "手動", "timer": "タイマー", "cli": "コマンド", "rerun": "再実行", "timer_now": "今すぐ実行"}
 
 
 class Run(db.Model):

@@ -169,8 +169,9 @@ def start_run(
         raise RunError(f"メモは{MEMO_MAX}文字以内で入力してください。")
     if menu is not None and menu.database_id != setting.database_id:
         raise RunError("このメニューは連携設定と別のDBのものです。")
-    # From a record list, only the integrations in its サブメニュー run; a timer may use any menu of its DB.
-    if menu is not None and trigger not in ("rerun", "timer"):
+    # From a record list, only the integrations in its サブメニュー run; a timer (also run now) may use any menu of
+    # its DB.
+    if menu is not None and trigger not in ("rerun", "timer", "timer_now"):
         check_attached(setting, menu)
     if needs_publication_date(setting) and publication_date is None:
         raise RunError("予約発行日時を入力してください。")
@@ -404,7 +405,15 @@ class ColumnChange:
 
     @property
     def reordered(self) -> bool:
-        return [n for n in self.now if n in self.before] != [n for n in self.before if n in self.now]
+        return bool(self.moved)
+
+    @property
+    def moved(self) -> list[tuple[str, int, int]]:
+        """(name, column number before, now) of the columns whose order among the kept ones changed."""
+        kept_now = [n for n in self.now if n in self.before]
+        kept_before = [n for n in self.before if n in self.now]
+        return [(name, self.before.index(name) + 1, self.now.index(name) + 1)
+                for name in kept_now if kept_now.index(name) != kept_before.index(name)]
 
 
 @dataclass
