@@ -153,6 +153,9 @@ def test_pdf_only_run_reports_pdfs_not_csv_lines(app, demo, signin):
     detail = visible_text(signin("user").get(f"/runs/{run_id}").get_data(as_text=True))
     assert f"PDF {pdfs}件(CSVなし)" in detail
     assert not re.search(r"CSV \d+行", detail)
+    with app.app_context():
+        listing = signin("user").get(f"/menus/{menu_named(INVOICE_MENU).id}/runs").get_data(as_text=True)
+    assert '<td class="num">—</td>' in listing and '<td class="num">0</td>' not in listing  # its CSV行数
 
 
 def test_record_errors_are_listed_once_and_paged(app, demo, signin):
