@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import threading
+from contextlib import contextmanager
 
 import pytest
 from helpers import LoggedInClient
@@ -35,8 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def app(tmp_path):
+@contextmanager
+def app_on(tmp_path):
+    """The test app on a fresh database under ``tmp_path`` (a function- or module-scoped fixture builds on it)."""
     from webapp import create_app
     from webapp.extensions import db, limiter
 
@@ -68,11 +70,19 @@ def app(tmp_path):
         db.drop_all()
         db.create_all()
         limiter.reset()  # a lockout provoked by one test must not lock out the next
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(tmp_path):
+    with app_on(tmp_path) as app:
+        yield app
 
 
 @pytest.fixture
@@ -102,16 +112,25 @@ def login(app, users):
     return _login
 
 
-@pytest.fixture
-def live_server(app):
-    """The app served over real HTTP on a free loopback port (for the browser)."""
+@contextmanager
+def serving(app):
+    """``app`` served over real HTTP on a free loopback port; yields the base URL."""
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP on a free loopback port (for the browser)."""
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -191,15 +210,23 @@ def emulator(tmp_path):
 
     ``.base_url``, ``.token``, ``.client()``, ``.set_faults(**knobs)``, ``.documents()``, ``.imports()`` …
     """
+    with emulator_in(tmp_path / "emulator") as server:
+        yield server
+
+
+@contextmanager
+def emulator_in(data_dir):
+    """The emulator fixture's server with its data under ``data_dir`` (for module-scoped fixtures too)."""
     from meisai_testlib import ACCOUNT, TOKEN, EmulatorServer, start_emulator
 
     from meisai_emulator.tenants import create_tenant
 
-    data_dir = tmp_path / "emulator"
     emulator_app, root_url, stop = start_emulator(data_dir)
     create_tenant(emulator_app.extensions["meisai_emulator"].store, ACCOUNT, TOKEN)
-    yield EmulatorServer(root_url=root_url, account=ACCOUNT, token=TOKEN, data_dir=data_dir, app=emulator_app)
-    stop()
+    try:
+        yield EmulatorServer(root_url=root_url, account=ACCOUNT, token=TOKEN, data_dir=data_dir, app=emulator_app)
+    finally:
+        stop()
 
 
 @pytest.fixture

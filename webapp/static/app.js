@@ -46,6 +46,33 @@
     }
   });
 
+  // A table box that scrolls sideways says on which side more of it is hidden (app.css fades that edge).
+  function markHidden(box) {
+    var more = [];
+    if (box.scrollLeft > 1) more.push("left");
+    if (box.scrollLeft + box.clientWidth < box.scrollWidth - 1) more.push("right");
+    if (more.length) box.setAttribute("data-more", more.join(" "));
+    else box.removeAttribute("data-more");
+  }
+  function markAllHidden() { document.querySelectorAll(".table-scroll").forEach(markHidden); }
+  document.addEventListener("scroll", function (event) {
+    if (event.target.classList && event.target.classList.contains("table-scroll")) markHidden(event.target);
+  }, true);
+  document.addEventListener("DOMContentLoaded", markAllHidden);
+  document.addEventListener("htmx:load", markAllHidden);
+  window.addEventListener("resize", markAllHidden);
+
+  // The left panel is a popover on a phone (base.html): it closes when htmx navigates from it and when the
+  // window becomes wide enough to show it as a column again.
+  function closePanel() {
+    var panel = document.getElementById("leftpanel");
+    if (panel && panel.hidePopover && panel.matches(":popover-open")) panel.hidePopover();
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.target.closest && event.target.closest("#leftpanel")) closePanel();
+  });
+  window.matchMedia("(min-width: 801px)").addEventListener("change", closePanel);
+
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
     var messages = {
