@@ -147,3 +147,22 @@ def test_timer_form_warns_without_a_menu_and_run_now_runs_it_as_the_person(page,
     expect(page.locator("main")).to_contain_text("経理 次郎")
     expect(page.locator("main")).to_contain_text("今すぐ実行")
     assert sorted(i["kind"] for i in demo.imports()) == ["customers"]
+
+
+def test_a_whole_file_rejection_reads_once_on_the_run_detail(page, live_server, demo, app):
+    from webapp.integrations.operations import set_menu_integrations
+
+    with app.app_context():
+        set_menu_integrations(menu_named("顧客一覧"), [setting_named(CUSTOMER_SETTING).id])
+        db.session.commit()
+        run_id = execute(_start(CUSTOMER_SETTING, "顧客一覧")).id
+    log_in(page, live_server, "user", "user")
+    page.goto(f"{live_server}/runs/{run_id}")
+    main = page.locator("main")
+    expect(main.locator(".run-progress .status-badge")).to_have_text("エラー")
+    expect(main.locator("#call-1 .status-badge")).to_have_text("エラー")
+    expect(main.locator("#run-problems")).to_contain_text("1回目の送信の30件: 取込エラー")
+    page_text, mail = main.inner_text().split("レポートメール", 1)
+    assert page_text.count("列の数が合わないため") == 1 and "一部" not in page_text  # the mail says it once too
+    assert mail.count("列の数が合わないため") == 1
+    shoot(page, "run_detail_whole_file_rejection")

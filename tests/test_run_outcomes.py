@@ -63,6 +63,7 @@ def test_column_count_rejection_is_error_said_once_with_what_to_change(app, demo
         mail = mail_of(run.id)
         assert "エラー" in mail.subject and "一部" not in mail.subject + mail.body
         assert mail.body.count("9列です") == 1
+        assert re.search(r"開始: \d{4}/\d\d/\d\d \d\d:\d\d JST", mail.body)
         run_id = run.id
     detail = signin("user").get(f"/runs/{run_id}").get_data(as_text=True)
     text = visible_text(detail.split("<h2>レポートメール</h2>")[0])

@@ -596,8 +596,8 @@ def report_mail_text(run: Run, setting: IntegrationSetting) -> tuple[str, str]:
         "",
         f"状況: {status}",
         f"実行者: {run.executor_label}",
-        f"開始: {format_local(run.started_at)}",
-        f"終了: {format_local(run.finished_at)}",
+        f"開始: {format_local(run.started_at, '%Y/%m/%d %H:%M %Z')}",
+        f"終了: {format_local(run.finished_at, '%Y/%m/%d %H:%M %Z')}",
         f"対象レコード: {run.record_count}件(成功 {run.ok_count}件、エラー {run.error_count}件)",
         f"送信回数: {run.call_count}回",
     ]
