@@ -72,6 +72,22 @@ def test_column_count_rejection_is_error_said_once_with_what_to_change(app, demo
     assert "30件: 取込エラー" in text
 
 
+def test_every_row_refused_for_one_reason_is_said_once(app, demo, signin):
+    with app.app_context():
+        postal = field_named("顧客", "郵便番号")
+        for record in records_of("顧客"):
+            record.data = {**record.data, postal.key: "郵便番号ではない"}
+        db.session.commit()
+        run = run_now(CUSTOMER_SETTING, CUSTOMER_MENU)
+        assert run.status == "error" and run.calls[0].status == CallStatus.FAILED
+        assert run.error_message.startswith("この回の30件すべてが同じ理由で取り込まれませんでした: 郵便番号: ")
+        run_id = run.id
+    detail = signin("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0]
+    # Once on the page; the folded 通信ログ keeps 楽楽明細's raw answer with its 30 row errors.
+    outside_logs = visible_text(re.sub(r"<details>.*?</details>", "", detail, flags=re.S))
+    assert outside_logs.count("半角数字7桁") == 1 and "一部" not in outside_logs
+
+
 def test_unknown_import_setting_id_is_refused_once_and_names_where_to_find_the_id(app, demo, signin, monkeypatch):
     # Ten records a call: three calls, the first refused, the two others not sent for the same reason.
     real_pack = export.pack

@@ -432,8 +432,8 @@ def _poll(run: Run, setting: IntegrationSetting, client: MeisaiClient, call: Run
             failed_records.setdefault(error["record_id"], message[:500])
     whole_file = None
     if len(failed_records) >= call.record_count:
-        whole_file = whole_file_rejection(call.row_errors, setting=setting, params=call.params,
-                                          column_count=len(run.column_field_ids),
+        whole_file = whole_file_rejection(call.row_errors, record_count=call.record_count, setting=setting,
+                                          params=call.params, column_count=len(run.column_field_ids),
                                           menu_name=run.menu.name if run.menu else None)
     if not failed_records or whole_file:
         # Nothing of this call was imported, for one reason said once on the call: without saying which rows,

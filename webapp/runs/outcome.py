@@ -56,10 +56,11 @@ def explain_refusal(exc: MeisaiError, params: dict) -> str:
     return exc.user_message
 
 
-def whole_file_rejection(row_errors: Sequence[dict], *, setting: IntegrationSetting, params: dict,
-                         column_count: int, menu_name: str | None) -> str | None:
-    """One sentence when every row of a call failed for one and the same reason (the file, not its rows, is
-    wrong); None when the rows failed for reasons of their own."""
+def whole_file_rejection(row_errors: Sequence[dict], *, record_count: int, setting: IntegrationSetting,
+                         params: dict, column_count: int, menu_name: str | None) -> str | None:
+    """One sentence when every row of a call (all its `record_count` records failed) was refused for one and the
+    same reason — always so for a column count that differs from the import format: the file, not its rows, is
+    wrong. None when the rows failed for reasons of their own."""
     reasons = {(e.get("name") or "", e.get("msg") or "") for e in row_errors}
     if len(reasons) != 1:
         return None
@@ -68,8 +69,9 @@ def whole_file_rejection(row_errors: Sequence[dict], *, setting: IntegrationSett
     if match:
         return column_count_advice(int(match["sent"] or column_count), int(match["expected"]), setting=setting,
                                    params=params, menu_name=menu_name)
-    return (f"すべての行が同じ理由で取り込まれませんでした: {f'{name}: ' if name else ''}{msg} "
-            f"送信したデータ全体の問題です。{NOTHING_IMPORTED}")
+    if record_count < 2:
+        return None  # one record's own reason
+    return f"この回の{record_count}件すべてが同じ理由で取り込まれませんでした: {f'{name}: ' if name else ''}{msg}"
 
 
 def column_count_advice(sent: int, expected: int, *, setting: IntegrationSetting, params: dict,
