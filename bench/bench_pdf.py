@@ -83,7 +83,8 @@ def main() -> int:
         sqlalchemy_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
     else:
         sqlalchemy_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": sqlalchemy_url, "SECRET_KEY": "bench", "FILES_DIR": str(workdir / "files"),
+    app = create_app({"SQLALCHEMY_DATABASE_URI": sqlalchemy_url, "SECRET_KEY": "bench", "APP_ENV": "bench",
+                      "FILES_DIR": str(workdir / "files"),
                       "TESTING": True}, instance_path=str(workdir / "instance"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"database: {'PostgreSQL' if database_url else 'SQLite'}")

@@ -9,7 +9,8 @@ It prints the URL, then once /healthz answers 200. Ctrl-C or SIGTERM stops every
 
 Process supervision, Redis, ports and the demo token come from devrun.py (`make run`); only the topology
 differs. Files and emulator data live in instance/prod/, apart from `make run`'s. APP_ENV defaults to
-development only so the demo settings may call the emulator over plain http on loopback.
+development only so the demo settings may call the emulator over plain http on loopback; for the same plain
+http, SESSION_COOKIE_SECURE defaults to 0 (production's default is Secure cookies).
 Run with the venv's Python: .venv/bin/python scripts/prodrun.py
 """
 
@@ -43,6 +44,8 @@ def build_env() -> dict[str, str]:
     env.setdefault("GUNICORN_WORKERS", "2")
     env["GUNICORN_BIND"] = f"127.0.0.1:{env['PORT']}"
     env.setdefault("APP_ENV", "development")
+    # Served over plain http on loopback: cookies must not be Secure-only, or the browser keeps no login.
+    env.setdefault("SESSION_COOKIE_SECURE", "0")
     env.setdefault("FILES_DIR", str(PROD_DIR / "files"))
     env.setdefault("APP_BASE_URL", f"http://127.0.0.1:{env['PORT']}")
     env.setdefault("MEISAI_EMULATOR_URL", f"http://127.0.0.1:{EMULATOR_PORT}/demo/")

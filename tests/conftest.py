@@ -77,6 +77,10 @@ def app_on(tmp_path):
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+        # Login sessions live in Redis for SESSION_HOURS: leave none behind.
+        sessions = app.session_interface.client
+        for key in sessions.scan_iter(match=app.config["SESSION_KEY_PREFIX"] + "*", count=500):
+            sessions.delete(key)
 
 
 @pytest.fixture
@@ -131,6 +135,23 @@ def live_server(app):
     """The app served over real HTTP on a free loopback port (for the browser)."""
     with serving(app) as url:
         yield url
+
+
+@pytest.fixture
+def worker(app):
+    """A real RQ worker process on the test's database and Redis."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from run_helpers import worker_env
+
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, str(root / "worker.py")], env=worker_env(app, app.config["REDIS_URL"]),
+                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield process
+    process.terminate()
+    process.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,10 @@
 """Browser flows (Playwright + Debian Chromium): configure an integration, attach it, run it, read the result."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from run_helpers import worker_env
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,16 +17,6 @@ def log_in(page, base, username, password):
     page.fill("#password", password)
     page.get_by_role("button", name="ログイン").click()
     expect(page.get_by_role("complementary", name="左パネル")).to_be_visible()
-
-
-@pytest.fixture
-def worker(app):
-    """A real RQ worker process on the test's database and Redis."""
-    process = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=worker_env(app, app.config["REDIS_URL"]),
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield process
-    process.terminate()
-    process.wait(timeout=15)
 
 
 def test_configure_a_csv_setting_and_attach_it_to_a_menu(page, live_server, demo):

@@ -25,6 +25,7 @@ def test_worker_runs_a_job_with_database_access(app, users):
         "REDIS_URL": redis_url,
         "RQ_QUEUE": queue_name,
         "SECRET_KEY": "worker-test",
+        "APP_ENV": "test",  # production refuses a short SECRET_KEY
         "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
     })
     result = subprocess.run(

@@ -32,11 +32,20 @@ def _json_dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _bool(name: str, default: bool) -> bool:
+def _bool(name: str, default: bool | None) -> bool | None:
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class ConfigurationError(RuntimeError):
+    """A setting the app refuses to start with; the message says what to change."""
+
+
+SECRET_KEY_MIN_LENGTH = 32
+# Values copied from examples and tutorials rather than generated (compared without case, '-' and '_').
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "example")
 
 
 def load_config(instance_path: Path) -> dict:
@@ -69,11 +78,17 @@ def load_config(instance_path: Path) -> dict:
         # Logged-in sessions end after this many idle hours.
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=float(os.environ.get("SESSION_HOURS", "8"))),
         "SESSION_REFRESH_EACH_REQUEST": True,
+        # Sessions live in Redis (Flask-Session); the cookie holds only a random id. See webapp/auth/sessions.py.
+        "SESSION_TYPE": "redis",
+        # Visitors who are not logged in keep a browser-session cookie; a login makes its session permanent.
+        "SESSION_PERMANENT": False,
         # Behind a TLS-terminating reverse proxy: trust one hop of X-Forwarded-* (see README, deploy/).
         "PROXY_FIX": _bool("PROXY_FIX", False),
-        # Login throttling (Flask-Limiter on Redis): failed logins per address and user name.
+        # Login throttling (Flask-Limiter on Redis): failed logins per user name and address, per address, and
+        # per user name from any address (an attack spread over many addresses).
         "LOGIN_FAILURE_LIMIT": os.environ.get("LOGIN_FAILURE_LIMIT", "5 per 15 minutes"),
         "LOGIN_ADDRESS_LIMIT": os.environ.get("LOGIN_ADDRESS_LIMIT", "50 per 15 minutes"),
+        "LOGIN_ACCOUNT_LIMIT": os.environ.get("LOGIN_ACCOUNT_LIMIT", "10 per 15 minutes"),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")),
         "RATELIMIT_KEY_PREFIX": "meisai-renkei",
         # Without Redis, logins still work, throttled per process in memory.
@@ -81,11 +96,15 @@ def load_config(instance_path: Path) -> dict:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        # None = Secure in production (see apply_environment_settings); 0 allows plain http explicitly.
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", None),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024,
+        # A record form posts one part per 明細 cell: 500 rows (the limit the form reports) of up to 100 fields,
+        # where Flask's default of 1,000 parts refused 500 rows of two fields with a 413.
+        "MAX_FORM_PARTS": 50_000,
         "RECORDS_PER_PAGE": 50,
         # Runs: how often and how long the job polls 楽楽明細's import state, and when a silent run counts as
         # interrupted (its worker died). Seconds.
@@ -114,6 +133,35 @@ def load_config(instance_path: Path) -> dict:
         # Werkzeug's scrypt by default; the test suite picks a cheaper method to stay fast.
         "PASSWORD_HASH_METHOD": os.environ.get("PASSWORD_HASH_METHOD", "scrypt"),
     }
+
+
+def apply_environment_settings(config) -> None:
+    """Defaults that depend on APP_ENV (possibly overridden after load_config), and the settings production
+    refuses to start with."""
+    production = config["APP_ENV"] == "production"
+    if config.get("SESSION_COOKIE_SECURE") is None:
+        config["SESSION_COOKIE_SECURE"] = production
+    config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])
+    if production:
+        problem = secret_key_problem(config.get("SECRET_KEY") or "")
+        if problem:
+            raise ConfigurationError(
+                f"SECRET_KEY {problem}. Generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))' "
+                "(or leave SECRET_KEY unset to keep a generated one in instance/secret_key). "
+                "SECRET_KEY が仮の値か短すぎるため起動しません。上のコマンドで生成した値を設定してください。"
+            )
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` cannot sign production sessions (English, for the operator), or None."""
+    squashed = key.lower().replace("-", "").replace("_", "")
+    if any(word in squashed for word in _PLACEHOLDER_WORDS):
+        return "is a placeholder (such as CHANGE-ME of deploy/env.example)"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"is too short ({len(key)} characters; at least {SECRET_KEY_MIN_LENGTH} are needed)"
+    if len(set(key)) < 8:
+        return "repeats too few different characters"
+    return None
 
 
 def apply_database_settings(config) -> None:

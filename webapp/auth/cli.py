@@ -1,11 +1,19 @@
-"""`flask create-admin`: the first administrator of a new installation."""
+"""`flask create-admin` (the first administrator of a new installation) and `flask set-password`."""
 
 from __future__ import annotations
 
 import click
 from flask import Flask
 
-from .operations import UserError, create_user
+from .operations import UserError, change_password, create_user, find_user
+from .passwords import PASSWORD_RULES
+
+
+def _password_option():
+    # The rules are in the prompt itself: read before typing, not only after a refusal.
+    return click.password_option(prompt=f"パスワード({PASSWORD_RULES})\nパスワード",
+                                 confirmation_prompt="パスワード(確認)",
+                                 help="Prompted when omitted (never pass it on a shared machine's command line).")
 
 
 def register_cli(app: Flask) -> None:
@@ -13,7 +21,7 @@ def register_cli(app: Flask) -> None:
     @click.argument("username")
     @click.option("--email", default="", help="Mail address for report mails.")
     @click.option("--name", "display_name", default="", help="Display name (氏名).")
-    @click.password_option(help="Prompted when omitted (never pass it on a shared machine's command line).")
+    @_password_option()
     def create_admin(username: str, email: str, display_name: str, password: str) -> None:
         """Create an administrator (管理者) account."""
         try:
@@ -21,3 +29,17 @@ def register_cli(app: Flask) -> None:
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"管理者「{username}」を作成しました。")
+
+    @app.cli.command("set-password")
+    @click.argument("username")
+    @_password_option()
+    def set_password(username: str, password: str) -> None:
+        """Set a user's password (e.g. a forgotten one); every session of the user ends."""
+        user = find_user(username)
+        if user is None:
+            raise click.ClickException(f"ユーザ「{username}」はありません。")
+        try:
+            change_password(user, password)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"ユーザ「{user.username}」のパスワードを変更しました。ログイン中のセッションはすべて終了しました。")

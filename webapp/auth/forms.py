@@ -4,7 +4,23 @@ from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp, ValidationError
 
 from ..core.forms import BaseForm
-from .operations import PASSWORD_MIN_LENGTH, password_problem
+from .passwords import PASSWORD_RULES, password_problems
+
+
+class PasswordRules:
+    """Every password rule the new password breaks, each said once (the rules: webapp/auth/passwords.py).
+
+    `personal` names the form's fields whose values the password must not be built from (user name first).
+    """
+
+    def __init__(self, *personal: str):
+        self.personal = personal
+
+    def __call__(self, form, field):
+        problems = password_problems(field.data or "", *[(form[name].data or "") for name in self.personal])
+        if problems:
+            field.errors.extend(problems[:-1])
+            raise ValidationError(problems[-1])
 
 
 class LoginForm(BaseForm):
@@ -33,17 +49,10 @@ class UserForm(BaseForm):
     )
     password = PasswordField(
         "パスワード",
-        validators=[
-            DataRequired(message="パスワードを入力してください。"),
-            Length(min=PASSWORD_MIN_LENGTH, max=128, message=f"パスワードは{PASSWORD_MIN_LENGTH}文字以上で入力してください。"),
-        ],
-        description=f"{PASSWORD_MIN_LENGTH}文字以上で、英字と数字の両方を含めてください(ユーザ名を含むもの、よく使われるものは使えません)。",
+        validators=[DataRequired(message="パスワードを入力してください。"),
+                    PasswordRules("username", "display_name", "email")],
+        description=PASSWORD_RULES,
     )
-
-    def validate_password(self, field):
-        problem = password_problem(field.data or "", self.username.data or "")
-        if problem:
-            raise ValidationError(problem)
     password_confirm = PasswordField(
         "パスワード(確認)", validators=[EqualTo("password", message="確認用パスワードが一致しません。")]
     )

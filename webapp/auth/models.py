@@ -14,6 +14,11 @@ from ..core.clock import utcnow
 from ..extensions import db
 
 
+def verify_password(password_hash: str, password: str) -> bool:
+    """The one password check (constant-time compare of the derived hash)."""
+    return check_password_hash(password_hash, password)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -28,12 +33,18 @@ class User(UserMixin, db.Model):
     can_db_settings: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     can_system_integration: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # Part of the id every session and remember cookie carries (get_id); raising it ends them all
+    # (webapp/auth/sessions.py: a password change, deactivation, 全セッションを終了).
+    session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return verify_password(self.password_hash, password)
 
     @property
     def is_active(self) -> bool:  # flask-login refuses inactive users

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
+
+from flask import current_app
 from sqlalchemy import func, select
+from werkzeug.security import generate_password_hash
 
 from ..extensions import db
-from .models import User
+from .models import User, verify_password
+from .passwords import password_problems
+from .sessions import revoke_sessions
 
-PASSWORD_MIN_LENGTH = 10
-# Passwords seen in every breach list; refused whatever their length.
-COMMON_PASSWORDS = {"password", "password1", "password123", "1234567890", "qwertyuiop", "administrator",
-                    "admin12345", "iloveyou12", "abcdefghij", "0123456789"}
-
+# Hashes no password matches, one per hash method: an unknown user name costs the same check as a known one.
+_dummy_hashes: dict[str, str] = {}
 
 class UserError(ValueError):
-    """A user change that cannot be made; the message is Japanese and shown as is."""
-
-
-def password_problem(password: str, username: str = "") -> str | None:
-    """Why a new password is refused (Japanese), or None when it follows the rules."""
-    if len(password) < PASSWORD_MIN_LENGTH:
-        return f"パスワードは{PASSWORD_MIN_LENGTH}文字以上にしてください。"
-    if len(password) > 128:
-        return "パスワードは128文字以内にしてください。"
-    if not any(c.isalpha() for c in password) or not any(c.isdigit() for c in password):
-        return "パスワードには英字と数字の両方を含めてください。"
-    if username and username.strip().lower() in password.lower():
-        return "パスワードにユーザ名を含めないでください。"
-    if password.lower() in COMMON_PASSWORDS:
-        return "よく使われるパスワードは使えません。推測されにくいものにしてください。"
-    return None
+    """A user change that cannot be made; the message is Japanese and shown as is (one line per problem)."""
 
 
 def find_user(username: str) -> User | None:
@@ -53,9 +41,9 @@ def create_user(
     username = username.strip()
     if not username:
         raise UserError("ユーザ名を入力してください。")
-    problem = password_problem(password, username) if enforce_password_rules else None
-    if problem:
-        raise UserError(problem)
+    problems = password_problems(password, username, display_name, email) if enforce_password_rules else []
+    if problems:
+        raise UserError("\n".join(problems))
     if find_user(username):
         raise UserError(f"ユーザ名「{username}」は既に使われています。")
     user = User(
@@ -82,4 +70,44 @@ def set_global_permissions(user: User, *, db_settings: bool, system_integration:
     changes = diff(before, shown(user))
     if changes:
         audit("permission", "全体権限", user.id, user.username, changes)
+    db.session.commit()
+
+
+def password_matches(account: User | None, password: str) -> bool:
+    """Whether `password` is the account's; for no account, the same hash work is done and False returned,
+    so that a login's answer time does not tell which user names exist."""
+    if account is None:
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        if method not in _dummy_hashes:
+            _dummy_hashes[method] = generate_password_hash(secrets.token_urlsafe(16), method=method)
+        verify_password(_dummy_hashes[method], password)
+        return False
+    return account.check_password(password)
+
+
+def record_login(username: str, account: User | None, succeeded: bool, address: str) -> None:
+    """Write a login success or failure (typed user name, client address) to the audit log and commit."""
+    from ..core.audit import audit
+
+    audit("login" if succeeded else "login_failed", "ログイン", account.id if account else None, username,
+          {"アドレス": ["", address or "-"]}, user_id=account.id if account else None)
+    db.session.commit()
+
+
+def change_password(user: User, password: str) -> None:
+    """Set a new password (the rules apply) and end every session of the user, on every device."""
+    problems = password_problems(password, user.username, user.display_name, user.email)
+    if problems:
+        raise UserError("\n".join(problems))
+    user.set_password(password)
+    revoke_sessions(user)
+    db.session.commit()
+
+
+def end_all_sessions(user: User) -> None:
+    """全セッションを終了: the user is logged out everywhere (audited); they can log in again at once."""
+    from ..core.audit import audit
+
+    revoke_sessions(user)
+    audit("end_sessions", "ユーザ", user.id, user.username)
     db.session.commit()

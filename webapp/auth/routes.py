@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..core.permissions import Permission, permission_required
@@ -13,7 +13,16 @@ from ..extensions import db, limiter, login_manager
 from . import bp
 from .forms import GlobalPermissionForm, LoginForm, UserForm
 from .models import User
-from .operations import UserError, create_user, find_user, set_global_permissions
+from .operations import (
+    UserError,
+    create_user,
+    end_all_sessions,
+    find_user,
+    password_matches,
+    record_login,
+    set_global_permissions,
+)
+from .sessions import end_session, ensure_session_store, load_session_user, start_session
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "ログインしてください。"
@@ -21,8 +30,8 @@ login_manager.login_message_category = "info"
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str):
+    return load_session_user(session_id)
 
 
 def _safe_next(target: str | None) -> str:
@@ -32,9 +41,17 @@ def _safe_next(target: str | None) -> str:
     return url_for("databases.home")
 
 
+def _typed_username() -> str:
+    return (request.form.get("username") or "").strip().lower()[:64]
+
+
 def _login_key() -> str:
-    username = (request.form.get("username") or "").strip().lower()[:64]
-    return f"login:{request.remote_addr}:{username}"
+    return f"login:{request.remote_addr}:{_typed_username()}"
+
+
+def _account_key() -> str:
+    # The same user name from any address: an attack spread over many addresses is slowed down too.
+    return f"login-account:{_typed_username()}"
 
 
 def _failed_login(response) -> bool:
@@ -49,27 +66,33 @@ LOCKED_OUT = ("ログインに続けて失敗したため、このユーザ名�
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_FAILURE_LIMIT"], key_func=_login_key, methods=["POST"],
                deduct_when=_failed_login, error_message=LOCKED_OUT)
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_LIMIT"], key_func=_account_key, methods=["POST"],
+               deduct_when=_failed_login, error_message=LOCKED_OUT, scope="login-account")
 @limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_LIMIT"], methods=["POST"], deduct_when=_failed_login,
                error_message=LOCKED_OUT, scope="login-address")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("databases.home"))
+    ensure_session_store()
     form = LoginForm()
     if form.validate_on_submit():
-        user = find_user(form.username.data)
-        if user and user.is_active and user.check_password(form.password.data):
-            session.clear()  # a fresh session at login: nothing from before survives (fixation)
-            login_user(user)
-            session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME of inactivity
+        account = find_user(form.username.data)
+        # The password is checked first, whatever else is wrong: an unknown or inactive user takes as long.
+        if password_matches(account, form.password.data) and account.is_active:
+            start_session(account)
+            record_login(form.username.data, account, True, request.remote_addr)
             return redirect(_safe_next(request.args.get("next")))
+        record_login(form.username.data, account, False, request.remote_addr)
         form.password.errors.append("ユーザ名またはパスワードが正しくありません。")
-    return render_template("auth/login.html", form=form)
+    # Secure cookies are not stored by a browser over plain http: say so instead of a login that silently fails.
+    insecure = current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure
+    return render_template("auth/login.html", form=form, needs_https=insecure)
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    end_session()
     flash("ログアウトしました。", "info")
     return redirect(url_for("auth.login"))
 
@@ -93,6 +116,20 @@ def permission_edit(user_id: int):
         flash(f"{user.label} さんの全体権限を更新しました。", "success")
         return redirect(url_for("auth.permission_list"))
     return render_template("auth/permission_edit.html", user=user, form=form)
+
+
+@bp.post("/admin/permissions/<int:user_id>/end-sessions")
+@permission_required(Permission.ADMIN)
+def end_sessions(user_id: int):
+    user = db.get_or_404(User, user_id)
+    myself = user.id == current_user.id
+    end_all_sessions(user)
+    if myself:
+        end_session()
+        flash("すべてのセッションを終了しました。もう一度ログインしてください。", "info")
+        return redirect(url_for("auth.login"))
+    flash(f"{user.label} さんのすべてのセッションを終了しました。次の操作からログイン画面が表示されます。", "success")
+    return redirect(url_for("auth.permission_edit", user_id=user.id))
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])

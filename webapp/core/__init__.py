@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
 from .permissions import PERMISSION_LABELS, Permission, has_permission
+from .text import escape_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ ERROR_TITLES = {
     413: "ファイルが大きすぎます",
     429: "しばらくお待ちください",
     500: "システムエラーが発生しました",
+    503: "一時的にご利用いただけません",
 }
 ERROR_DEFAULT_MESSAGES = {
     400: "入力内容を確認して、もう一度お試しください。",
@@ -68,7 +70,8 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _render_error(status: int, message: str | None = None):
+def render_error(status: int, message: str | None = None):
+    """The Japanese error page with `status`."""
     return (
         render_template(
             "error.html",
@@ -85,22 +88,23 @@ def register_core(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return _render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
+        return render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        description = error.description if status in (403, 404, 429) and _is_own_message(error) else None
-        return _render_error(status, description)
+        description = error.description if status in (400, 403, 404, 429) and _is_own_message(error) else None
+        return render_error(status, description)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, escape_control_characters(request.path))
         db.session.rollback()
-        return _render_error(500)
+        return render_error(500)
 
     app.add_template_filter(format_local, "localtime")
     app.add_template_filter(pretty_json, "pretty_json")
+    app.add_template_global(refresh_attrs, "refresh_attrs")
 
     @app.context_processor
     def layout_context():
@@ -134,15 +138,26 @@ def _is_own_message(error: HTTPException) -> bool:
     return bool(error.description) and error.description != type(error).description
 
 
+def refresh_attrs() -> dict[str, str]:
+    """htmx attributes of a control whose change re-posts its form to this page, which renders it again.
+
+    The view sees action=refresh and saves nothing; templates pass these real attribute names to WTForms
+    fields (`field(**refresh_attrs())`), never `hx_post=`, which WTForms would render as `hx_post`.
+    """
+    return {"hx-post": request.path, "hx-trigger": "change", "hx-vals": '{"action": "refresh"}'}
+
+
 def render(template: str, block: str | None = None, **context):
     """The whole page, or only `block` of the same template when htmx asks for a fragment.
 
-    One template holds the markup of both, so a swapped fragment never differs from a reloaded page.
+    One template holds the markup of both, so a swapped fragment never differs from a reloaded page. A
+    fragment also replaces the page's banners (out of band): a 「保存しました」 from an earlier step never stays
+    above the outcome the fragment shows, so one outcome banner is on screen at a time.
     """
     if block and is_htmx() and request.headers.get("HX-Target") and not request.headers.get("HX-Boosted"):
         from jinja2_fragments.flask import render_block
 
-        return render_block(template, block, **context)
+        return render_block(template, block, **context) + render_template("_flashes.html", oob=True)
     return render_template(template, **context)
 
 

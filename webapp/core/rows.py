@@ -13,7 +13,7 @@ def edit_rows(rows: list, action: str, part: str, new_row: Callable[[], object] 
               max_rows: int | None = None) -> bool:
     """Apply `action` to `rows` in place when it names `part`; returns whether it did."""
     verb, _, index_text = action.partition(":")
-    index = int(index_text) if index_text.isdigit() else -1
+    index = int(index_text) if index_text.isdecimal() and len(index_text) <= 6 else -1
     if verb == f"add_{part}":
         if new_row is not None and (max_rows is None or len(rows) < max_rows):
             rows.append(new_row())

@@ -11,6 +11,8 @@ from flask import Flask, g, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .text import escape_control_characters
+
 log = logging.getLogger("webapp.request")
 
 # htmx 2 runs from 'self' without eval (allowEval is off in base.html) and its indicator styles are disabled,
@@ -62,6 +64,7 @@ def _log_request(response) -> None:
     if request.path.startswith("/static/"):
         return
     elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-    user = current_user.get_id() if current_user and current_user.is_authenticated else "-"
-    log.info("rid=%s user=%s %s %s %s %.0fms", g.get("request_id", "-"), user, request.method, request.path,
-             response.status_code, elapsed)
+    user = current_user.id if current_user and current_user.is_authenticated else "-"
+    # The path is decoded: %0D%0A in a URL must not start a forged line of its own.
+    log.info("rid=%s user=%s %s %s %s %.0fms", g.get("request_id", "-"), user, escape_control_characters(request.method),
+             escape_control_characters(request.path), response.status_code, elapsed)

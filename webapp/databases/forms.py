@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
-    FieldList,
     Form,
     FormField,
     RadioField,
@@ -20,10 +19,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from ..core.forms import BaseForm
+from ..core.forms import BaseForm, FieldList
 from .fieldtypes import FIELD_TYPE_LABELS, FieldType, FieldValueError, input_value, parse_value
 from .models import ORIGIN_LABELS, PLACEMENT_LABELS, Database, Field
 from .operations import PAGE_SIZES
+
+DETAIL_ROWS_MAX = 500
 
 NAME_VALIDATORS = [
     DataRequired(message="名前を入力してください。"),
@@ -68,8 +69,8 @@ class FilterRowForm(Form):
 
 class MenuForm(BaseForm):
     name = StringField("メニュー名", validators=NAME_VALIDATORS)
-    columns = FieldList(FormField(ColumnRowForm), min_entries=0, max_entries=60)
-    filters = FieldList(FormField(FilterRowForm), min_entries=0, max_entries=20)
+    columns = FieldList(FormField(ColumnRowForm), "表示項目", min_entries=0, max_entries=60)
+    filters = FieldList(FormField(FilterRowForm), "絞り込み条件", min_entries=0, max_entries=20)
     sort_field_id = SelectField("並び順の項目", coerce=str, validate_choice=False)
     sort_desc = RadioField("並び順", choices=[("0", "昇順"), ("1", "降順")], default="0")
     page_size = SelectField("1ページの表示件数", choices=[(str(n), f"{n}件") for n in PAGE_SIZES], default="50")
@@ -152,7 +153,7 @@ def record_form_class(database: Database) -> type[BaseForm]:
     for model_field in detail_fields:
         setattr(DetailRowForm, field_attr(model_field), _wtf_field(model_field))
     if detail_fields:
-        RecordForm.details = FieldList(FormField(DetailRowForm), min_entries=0, max_entries=500)
+        RecordForm.details = FieldList(FormField(DetailRowForm), "明細", min_entries=0, max_entries=DETAIL_ROWS_MAX)
     return RecordForm
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..core import htmx_redirect, render
+from ..core.params import parse_id
 from ..core.permissions import Permission, permission_required
 from ..core.rows import edit_rows
 from ..extensions import db
@@ -291,7 +292,7 @@ def _menu_form_choices(form: MenuForm, database: Database, saving: bool) -> dict
 
 
 def _menu_spec(form: MenuForm, database: Database, fields_by_id: dict[str, Field]) -> MenuSpec:
-    column_ids = [int(row.form.field_id.data) for row in form.columns if (row.form.field_id.data or "").isdigit()]
+    column_ids = [i for i in (parse_id(row.form.field_id.data) for row in form.columns) if i is not None]
     filters = []
     for row in form.filters:
         target = fields_by_id.get(row.form.field_id.data or "")
@@ -311,9 +312,9 @@ def _menu_spec(form: MenuForm, database: Database, fields_by_id: dict[str, Field
         name=form.name.data or "",
         column_field_ids=column_ids,
         filters=filters,
-        sort_field_id=int(sort_id) if sort_id and sort_id.isdigit() else None,
+        sort_field_id=parse_id(sort_id),
         sort_desc=form.sort_desc.data == "1",
-        page_size=int(form.page_size.data) if (form.page_size.data or "").isdigit() else 0,
+        page_size=parse_id(form.page_size.data) or 0,
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import current_app
 from wtforms import (
     BooleanField,
-    FieldList,
     Form,
     FormField,
     PasswordField,
@@ -20,7 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from ..core.forms import BaseForm
+from ..core.forms import BaseForm, FieldList
 from ..databases.fieldtypes import FieldType, FieldValueError, parse_value
 from ..databases.models import Database, Field
 from ..meisai.client import normalize_base_url
@@ -52,6 +51,11 @@ def pdf_target_fields(database: Database) -> list[Field]:
     return [f for f in database.header_fields if f.type == FieldType.AUTOFILE and f.origin == "input"]
 
 
+def _normalized_url(text: str | None) -> str:
+    allow_loopback = current_app.config.get("APP_ENV") in ("development", "test")
+    return normalize_base_url(text or "", allow_insecure_loopback=allow_loopback)
+
+
 class PositiveId:
     """取込設定ID / 帳票種別ID / 承認フローID: a positive integer in half-width digits."""
 
@@ -65,10 +69,12 @@ class PositiveId:
             if self.required:
                 raise ValidationError("入力してください(1以上の整数)。")
             return
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdecimal():
             raise ValidationError("1以上の整数(半角数字)で入力してください。")
         if len(text) > ID_MAX_DIGITS:
             raise ValidationError(f"{ID_MAX_DIGITS}桁以内で入力してください。")
+        if int(text) < 1:
+            raise ValidationError("1以上の整数(半角数字)で入力してください。")
         field.parsed = int(text)
 
 
@@ -104,7 +110,7 @@ class IntegrationSettingForm(BaseForm):
     approval_flow_id = StringField("承認フローID", validators=[PositiveId(required=False)])
     pdf_field_id = SelectField("連携対象PDF", coerce=str, validate_choice=False)
 
-    record_updates = FieldList(FormField(RecordUpdateRow), min_entries=0, max_entries=RECORD_UPDATE_MAX + 5)
+    record_updates = FieldList(FormField(RecordUpdateRow), "レコード更新", min_entries=0, max_entries=RECORD_UPDATE_MAX)
 
     def __init__(self, *args, database: Database, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -167,11 +173,20 @@ class IntegrationSettingForm(BaseForm):
         return success
 
     def validate_url(self, field):
-        allow_loopback = current_app.config.get("APP_ENV") in ("development", "test")
         try:
-            self.normalized_url = normalize_base_url(field.data or "", allow_insecure_loopback=allow_loopback)
+            self.normalized_url = _normalized_url(field.data)
         except MeisaiUrlError as exc:
             raise ValidationError(exc.user_message) from None
+
+    def tidied_url(self) -> str:
+        """The URL for a re-render: a pasted admin URL cut at /backadmin (normalised), else as typed.
+
+        A URL that is not acceptable stays as typed; 確定 then says what is wrong with it.
+        """
+        try:
+            return _normalized_url(self.url.data)
+        except MeisaiUrlError:
+            return self.url.data or ""
 
     def validate_token(self, field):
         token = (field.data or "").strip()

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
 from ..core.crypto import TokenUnreadable
+from ..core.params import parse_id
 from ..core.permissions import Permission, permission_required
 from ..core.rows import edit_rows
 from ..databases.models import Database
@@ -99,7 +100,7 @@ def _values_from(form: IntegrationSettingForm) -> SettingValues:
         replace_postal=form.replace_postal.data == "1",
         replace_fax=form.replace_fax.data == "1",
         approval_flow_id=getattr(form.approval_flow_id, "parsed", None),
-        pdf_field_id=int(form.pdf_field_id.data) if (form.pdf_field_id.data or "").isdigit() else None,
+        pdf_field_id=parse_id(form.pdf_field_id.data),
         record_updates=form.record_update_values(),
     )
 
@@ -115,7 +116,9 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
         if action != "save":
             # A controlling choice changed or a row was added/removed: re-render, save nothing.
             state = {k: v for k, v in form.data.items() if k not in ("csrf_token",)}
-            state["token"] = ""  # never echo a typed token back into the page
+            # The typed token stays in the browser's own input (hx-preserve); the page never carries it.
+            state["token"] = ""
+            state["url"] = form.tidied_url()  # the URL field lost focus: cut a pasted admin URL at /backadmin
             edit_rows(state.get("record_updates", []), action, "update",
                       lambda: {"field_id": "", "mode": "fixed", "value": ""}, max_rows=RECORD_UPDATE_MAX)
             form = IntegrationSettingForm(formdata=None, data=state, database=database, editing=editing)
@@ -197,10 +200,11 @@ def menu_integration_settings(database_id: int, menu_id: int):
     database = get_database(database_id)
     menu = get_menu(menu_id, database)
     available = settings_of(database)
+    error = None
     if request.method == "GET":
         chosen = [m.setting_id for m in menu_integrations(menu)]
     else:
-        chosen = [int(v) for v in request.form.getlist("setting_ids") if v.isdigit()]
+        chosen = [parse_id(v) for v in request.form.getlist("setting_ids")]  # a None is refused on 確定
         action = request.form.get("action", "save")
         added = request.form.get("new_setting_id", type=int)
         if action == "add_setting":
@@ -213,7 +217,7 @@ def menu_integration_settings(database_id: int, menu_id: int):
                 set_menu_integrations(menu, chosen)
             except IntegrationError as exc:
                 db.session.rollback()
-                flash(str(exc), "error")
+                error = str(exc)
             else:
                 flash(f"メニュー「{menu.name}」のシステム連携設定を保存しました。", "success")
                 return htmx_redirect(url_for("databases.menu_edit", database_id=database.id, menu_id=menu.id))
@@ -221,8 +225,14 @@ def menu_integration_settings(database_id: int, menu_id: int):
     return render(
         "integrations/menu_integrations.html", block="menu_integrations_body", database=database, menu=menu,
         chosen=[by_id[i] for i in chosen if i in by_id], available=available, DATA_KIND_LABELS=DATA_KIND_LABELS,
-        gaps={i: bookkeeping_gaps(by_id[i], menu) for i in chosen if i in by_id},
+        gaps={i: bookkeeping_gaps(by_id[i], menu) for i in chosen if i in by_id}, error=error,
     )
+
+
+@bp.app_template_global("attached_integrations")
+def attached_integrations(menu) -> list[IntegrationSetting]:
+    """The integrations in this menu's サブメニュー, in their order (shown on the menu's settings page)."""
+    return [attached.setting for attached in menu_integrations(menu)]
 
 
 @bp.get("/admin/audit")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
+from ..core.text import control_character_problem
 from ..databases.fieldtypes import csv_value
 from ..databases.models import Field, Record
 from ..extensions import db
@@ -127,7 +129,23 @@ def record_lines(record: Record, columns: Sequence[Column], code_index: int | No
     except UnicodeEncodeError:
         problem = next(unencodable(columns, cells) for cells in rows_cells if _has_unencodable(cells))
         return RecordLines(record.id, problem=problem)
+    if _CONTROL_BYTES.search(data):
+        return RecordLines(record.id, problem=_control_character_problem(columns, rows_cells))
     return RecordLines(record.id, data=data, rows=len(rows_cells))
+
+
+# Control characters other than tab and line breaks (which multi-line text keeps): 楽楽明細 refuses the whole file
+# for one, and inputs refuse them since, so only data stored before can hold them. In cp932 such bytes are never
+# part of a two-byte character, so the encoded lines are searched at once.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _control_character_problem(columns: Sequence[Column], rows_cells: Sequence[Sequence[str]]) -> str:
+    names = (column.name for cells in rows_cells for column, cell in zip(columns, cells, strict=True)
+             if control_character_problem(cell, multiline=True))
+    name = next(names, "")
+    return (f"項目「{name}」に" if name else "") + ("制御文字(NULなど、画面に見えない特殊な文字)が含まれているため"
+                                                 "送信できません。レコードを編集して、その文字を取り除いてください。")
 
 
 def _has_unencodable(cells: Sequence[str]) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import as_utc, utcnow
+from ..core.text import control_character_problem
 from ..databases.models import Field, Menu, Record
 from ..databases.operations import files_root
 from ..databases.query import Page, menu_records_statement, order_clauses
@@ -53,6 +54,13 @@ MEMO_MAX = 200
 
 class RunError(ValueError):
     """A run that cannot start; the message is Japanese and shown as is."""
+
+
+def check_text(label: str, text: str) -> None:
+    """The run dialog's own inputs (メモ, the list's search words) follow the rule of every single-line input."""
+    problem = control_character_problem(text)
+    if problem:
+        raise RunError(f"{label}: {problem}")
 
 
 def local_tz() -> ZoneInfo:
@@ -167,6 +175,8 @@ def start_run(
     memo = (memo or "").strip()
     if len(memo) > MEMO_MAX:
         raise RunError(f"メモは{MEMO_MAX}文字以内で入力してください。")
+    check_text("メモ", memo)
+    check_text("検索キーワード", keyword or "")
     if menu is not None and menu.database_id != setting.database_id:
         raise RunError("このメニューは連携設定と別のDBのものです。")
     # From a record list, only the integrations in its サブメニュー run; a timer (also run now) may use any menu of
@@ -478,6 +488,7 @@ def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> P
     """
     columns = run_columns(setting, menu)
     try:
+        check_text("検索キーワード", keyword)
         check_columns(columns, setting)
     except RunError as exc:
         return Preview("", [], 0, 0, 0, 0, error=str(exc))

@@ -73,8 +73,21 @@
   });
   window.matchMedia("(min-width: 801px)").addEventListener("change", closePanel);
 
+  // The message of the server's error page (error.html) when there is one: it says what was wrong.
+  function serverMessage(xhr) {
+    if (!/text\/html/.test(xhr.getResponseHeader("Content-Type") || "")) return "";
+    var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    var message = page.querySelector(".error-page .error-message");
+    return message ? message.textContent.trim() : "";
+  }
+
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
+    var fromServer = serverMessage(event.detail.xhr);
+    if (fromServer) {
+      showToast(fromServer);
+      return;
+    }
     var messages = {
       400: "送信内容に誤りがあるか、画面の有効期限が切れました。再読み込みしてください。",
       403: "この操作を行う権限がありません。",

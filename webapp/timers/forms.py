@@ -75,12 +75,12 @@ class TimerForm(BaseForm):
             once_date = _parse_date(self.once_date.data)
             if once_date is None:
                 self.once_date.errors.append("実行日を 年-月-日(例 2026-12-01)で入力してください。")
-        weekdays = [int(d) for d in self.weekdays.data or [] if str(d).isdigit() and 0 <= int(d) <= 6]
+        weekdays = [int(d) for d in self.weekdays.data or [] if str(d).isdecimal() and 0 <= int(d) <= 6]
         if kind == Kind.WEEKLY and not weekdays:
             self.weekdays.errors.append("曜日を1つ以上選んでください。")
         month_text = self.month_day.data or ""
         last_day = month_text == LAST_DAY
-        month_day = int(month_text) if month_text.isdigit() else None
+        month_day = int(month_text) if month_text.isdecimal() and len(month_text) <= 2 else None
         if kind == Kind.MONTHLY and not last_day and not (month_day and 1 <= month_day <= 31):
             self.month_day.errors.append("1〜31日または末日を選んでください。")
         if any(f.errors for f in self):
@@ -95,7 +95,7 @@ class TimerForm(BaseForm):
 
 def _parse_int(text: str | None) -> int | None:
     text = (text or "").strip().translate(FULL_WIDTH_DIGITS)
-    if not text.isdigit() or len(text) > 6:
+    if not text.isdecimal() or len(text) > 6:
         return None
     return int(text)
 

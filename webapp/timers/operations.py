@@ -64,6 +64,15 @@ def timer_of(setting: IntegrationSetting) -> Timer | None:
     return db.session.execute(select(Timer).where(Timer.setting_id == setting.id)).scalar_one_or_none()
 
 
+def timers_using(menu: Menu) -> list[Timer]:
+    """The timers whose メニュー設定 is this menu (of settings not deleted), for the menu's settings page."""
+    return list(db.session.execute(
+        select(Timer).join(IntegrationSetting, Timer.setting_id == IntegrationSetting.id)
+        .where(Timer.menu_id == menu.id, IntegrationSetting.is_deleted.is_(False))
+        .order_by(Timer.priority.desc(), Timer.id)
+    ).scalars())
+
+
 def menu_choices(setting: IntegrationSetting) -> list[Menu]:
     """メニュー設定 candidates: the レコード一覧 menus of the setting's DB (a timer run sends what the menu shows)."""
     return list(db.session.execute(

@@ -30,6 +30,7 @@ from .operations import (
     save_timer,
     summary,
     timer_of,
+    timers_using,
     to_local,
     upcoming,
     whole_database_count,
@@ -108,6 +109,12 @@ def timer_run_now(database_id: int, setting_id: int):
 def timer_summary(setting):
     """The タイマー column of the 楽楽明細連携設定 list."""
     return summary(setting)
+
+
+@bp.app_template_global("timers_using_menu")
+def timers_using_menu(menu):
+    """The timers that send this menu's records (shown on the menu's settings page)."""
+    return [(timer, summary(timer.setting)) for timer in timers_using(menu)]
 
 
 @bp.app_template_filter("timer_time")
