@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import test_browser_flows
 from playwright.sync_api import expect
 from run_helpers import CUSTOMER_MENU, CUSTOMER_SETTING, add_customers, execute, menu_named, setting_named
 from test_browser_flows import log_in
@@ -17,7 +16,6 @@ from webapp.extensions import db
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parent.parent / "test-results"
 SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
-worker = test_browser_flows.worker  # a real RQ worker process
 
 
 def shoot(page, name: str) -> None:
