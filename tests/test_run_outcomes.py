@@ -43,6 +43,13 @@ def mail_of(run_id: int) -> OutboxMail:
     return db.session.execute(select(OutboxMail).where(OutboxMail.run_id == run_id)).scalar_one()
 
 
+def set_every_customer(field_name: str, value: str) -> None:
+    key = field_named("顧客", field_name).key
+    for record in records_of("顧客"):
+        record.data = {**record.data, key: value}
+    db.session.commit()
+
+
 def visible_text(html: str) -> str:
     return re.sub(r"<[^>]+>", " ", html)
 
@@ -74,10 +81,7 @@ def test_column_count_rejection_is_error_said_once_with_what_to_change(app, demo
 
 def test_every_row_refused_for_one_reason_is_said_once(app, demo, signin):
     with app.app_context():
-        postal = field_named("顧客", "郵便番号")
-        for record in records_of("顧客"):
-            record.data = {**record.data, postal.key: "郵便番号ではない"}
-        db.session.commit()
+        set_every_customer("郵便番号", "郵便番号ではない")
         run = run_now(CUSTOMER_SETTING, CUSTOMER_MENU)
         assert run.status == "error" and run.calls[0].status == CallStatus.FAILED
         assert run.error_message.startswith("この回の30件すべてが同じ理由で取り込まれませんでした: 郵便番号: ")
@@ -141,10 +145,7 @@ def test_every_record_refused_for_its_own_reason_is_error_not_partial(app, demo,
 
 def test_nothing_sendable_is_error_and_says_why(app, demo):
     with app.app_context():
-        name = field_named("顧客", "顧客名")
-        for record in records_of("顧客"):
-            record.data = {**record.data, name.key: "株式会社🍣"}
-        db.session.commit()
+        set_every_customer("顧客名", "株式会社🍣")
         run = run_now(CUSTOMER_SETTING, CUSTOMER_MENU)
         assert run.status == "error" and run.calls == []
         assert "送信できるレコードがありませんでした" in run.error_message and "一部" not in run.error_message
