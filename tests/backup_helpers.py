@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 
 import psycopg
+from helpers import TEST_SECRET_KEY, app_config
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from webapp.extensions import db
 
-SECRET_KEY = "test-secret-key-not-used-elsewhere"  # the key of conftest's app
+SECRET_KEY = TEST_SECRET_KEY  # the key of conftest's app
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -46,17 +47,7 @@ class Installations:
         else:
             database_url = f"sqlite:///{root / 'app.sqlite3'}"
         app = create_app(
-            {
-                "TESTING": True,
-                "APP_ENV": "test",
-                "SECRET_KEY": secret_key,
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "REDIS_URL": TEST_REDIS_URL,
-                "FILES_DIR": str(root / "files"),
-                "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-                "RQ_QUEUE": f"test-{os.getpid()}",
-                "RATELIMIT_STORAGE_URI": TEST_REDIS_URL,
-            },
+            app_config(database_url, root, SECRET_KEY=secret_key),
             instance_path=str(root / "instance"),
         )
         if migrate:

@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 
 import pytest
-from helpers import LoggedInClient
+from helpers import LoggedInClient, app_config
 from werkzeug.serving import make_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -46,24 +46,7 @@ def app_on(tmp_path):
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     app = create_app(
-        {
-            "TESTING": True,
-            "APP_ENV": "test",
-            "SECRET_KEY": "test-secret-key-not-used-elsewhere",
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": TEST_REDIS_URL,
-            "FILES_DIR": str(tmp_path / "files"),
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-            # Runs poll and retry fast against the local emulator.
-            "RUN_POLL_FIRST_INTERVAL": 0.05,
-            "RUN_POLL_MAX_INTERVAL": 0.2,
-            "RUN_POLL_TIMEOUT": 30,
-            "RUN_RETRY_BASE_DELAY": 0.05,
-            "RUN_RETRY_TOTAL_SECONDS": 5,
-            "RQ_QUEUE": f"test-{os.getpid()}",
-            # Login throttling on the test Redis (its counts are cleared for every test below).
-            "RATELIMIT_STORAGE_URI": TEST_REDIS_URL,
-        },
+        app_config(database_url, tmp_path),
         instance_path=str(tmp_path / "instance"),
     )
     with app.app_context():

@@ -9,7 +9,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from backup_helpers import SECRET_KEY, TEST_DATABASE_URL, Installations, all_rows, field_index_names
+from backup_helpers import (
+    SECRET_KEY,
+    TEST_DATABASE_URL,
+    Installations,
+    all_rows,
+    drop_alembic_version,
+    field_index_names,
+)
 from helpers import LoggedInClient
 from run_helpers import (
     CUSTOMER_MENU,
@@ -56,8 +63,7 @@ def installation(app, demo):
     yield app
     with app.app_context():
         db.session.remove()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        drop_alembic_version()
 
 
 def snapshot(app) -> dict:
@@ -221,3 +227,154 @@ def test_restore_into_a_never_started_installation(installation, installations, 
     code, output = restore(target, tmp_path / "b.tar.gz")
     assert code == 0, output
     assert snapshot(target)["rows"] == snapshot(installation)["rows"]
+
+
+# ---- what a restore refuses: unsafe members, a manifest pointing elsewhere, a copy that does not match -------
+
+
+@pytest.fixture
+def small_source(app, sample):
+    """The sample 請求書 DB with an uploaded file, recorded at the code's head like a started installation."""
+    from flask_migrate import stamp
+
+    with app.app_context():
+        files = Path(app.config["FILES_DIR"], "records", "1")
+        files.mkdir(parents=True)
+        (files / "upload.txt").write_bytes("請求書の添付".encode())
+        stamp()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        drop_alembic_version()
+
+
+def rewrite(source: Path, target: Path, manifest_changes=None, replace=None, extra=()):
+    """A copy of the archive with manifest keys changed, members' bytes replaced and members added."""
+    with tarfile.open(source) as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json" and manifest_changes:
+                manifest = json.loads(data)
+                for key, value in manifest_changes.items():
+                    if callable(value):
+                        value(manifest)
+                    else:
+                        manifest[key] = value
+                data = json.dumps(manifest).encode()
+            if replace and member.name in replace:
+                data = replace[member.name]
+            if data is not None:
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+        for member, data in extra:
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    return target
+
+
+def member(name: str, kind=tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = ""):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, linkname, 0o644
+    if kind == tarfile.REGTYPE:
+        info.size = len(data)
+    else:
+        data = None
+    return info, data
+
+
+def target_state(app) -> dict:
+    with app.app_context():
+        files_dir = Path(app.config["FILES_DIR"])
+        return {"rows": all_rows(), "files": sorted(p.relative_to(files_dir).as_posix() for p in files_dir.rglob("*"))}
+
+
+@pytest.mark.parametrize("bad,label", [
+    (member("/tmp/meisai-absolute.txt"), "絶対パス"),
+    (member("files/../../meisai-parent.txt"), "「..」を含むパス"),
+    (member("files/records/link", tarfile.SYMTYPE, linkname="/etc/passwd"), "リンク"),
+    (member("files/records/hard", tarfile.LNKTYPE, linkname="manifest.json"), "リンク"),
+    (member("files/records/tty", tarfile.CHRTYPE), "デバイスファイル"),
+    (member("files/records/disk", tarfile.BLKTYPE), "デバイスファイル"),
+    (member("files/records/pipe", tarfile.FIFOTYPE), "通常のファイルでもフォルダでもない項目"),
+    (member("database.sqlite3" if not TEST_DATABASE_URL else "database.dump", data=b"second copy"), "同じ名前が2回"),
+], ids=["absolute", "parent", "symlink", "hardlink", "char-device", "block-device", "fifo", "duplicate"])
+def test_restore_refuses_an_archive_with_an_unsafe_member_in_japanese(small_source, installations, tmp_path,
+                                                                     bad, label):
+    create(small_source, tmp_path / "b.tar.gz")
+    archive = rewrite(tmp_path / "b.tar.gz", tmp_path / "bad.tar.gz", extra=[bad])
+    target = installations.new("unsafe")
+    before = target_state(target)
+    code, output = restore(target, archive)
+    assert code == 1 and "安全でない項目があるため復元しません" in output and f"({label})" in output, output
+    assert "Traceback" not in output and bad[0].name in output
+    assert target_state(target) == before
+    assert not Path("/tmp/meisai-absolute.txt").exists() and not (tmp_path.parent / "meisai-parent.txt").exists()
+
+
+def test_the_manifest_cannot_point_at_a_database_outside_the_archive(small_source, installations, tmp_path):
+    # Another installation's database lies on the same machine: a crafted manifest must not restore it.
+    create(small_source, tmp_path / "b.tar.gz")
+    outside = tmp_path / "outside-copy"
+    with tarfile.open(tmp_path / "b.tar.gz") as archive:
+        database_member = json.load(archive.extractfile("manifest.json"))["database_file"]
+        outside.write_bytes(archive.extractfile(database_member).read())
+    for pointer in (str(outside), f"../{outside.name}", "files/records/1/upload.txt"):
+        archive = rewrite(tmp_path / "b.tar.gz", tmp_path / "pointer.tar.gz", {"database_file": pointer})
+        target = installations.new(f"pointer{len(installations.apps)}")
+        code, output = restore(target, archive)
+        assert code == 1 and "manifest.json のデータベースファイルは" in output and "だけです" in output, output
+        assert target_state(target)["rows"]["users"] == []
+
+
+@pytest.mark.parametrize("changes", [
+    {"format": "1"}, {"tables": "many"}, {"file_count": None}, {"database_kind": "oracle"},
+], ids=["format-text", "tables-text", "file-count-missing", "unknown-kind"])
+def test_a_malformed_manifest_is_refused_with_a_message(small_source, installations, tmp_path, changes):
+    create(small_source, tmp_path / "b.tar.gz")
+    archive = rewrite(tmp_path / "b.tar.gz", tmp_path / "odd.tar.gz", changes)
+    code, output = restore(installations.new("odd"), archive)
+    assert code == 1 and "このアプリのバックアップとして読めません(manifest.json の" in output, output
+
+
+def test_members_the_restore_does_not_know_are_never_read(small_source, installations, tmp_path):
+    create(small_source, tmp_path / "b.tar.gz")
+    archive = rewrite(tmp_path / "b.tar.gz", tmp_path / "extra.tar.gz",
+                      extra=[member("instance/secret_key", data=b"planted"), member("notes.txt")])
+    target = installations.new("extra")
+    code, output = restore(target, archive)
+    assert code == 0, output
+    assert target_state(target)["files"] == ["records", "records/1", "records/1/upload.txt"]
+    assert not Path(target.instance_path, "secret_key").exists() or \
+        Path(target.instance_path, "secret_key").read_bytes() != b"planted"
+
+
+def _one_more_record(manifest):
+    manifest["tables"]["records"] += 1
+
+
+@pytest.mark.parametrize("how", ["counts-differ", "corrupt-database"])
+def test_a_failed_restore_leaves_the_target_as_it_was(small_source, installations, tmp_path, how):
+    create(small_source, tmp_path / "b.tar.gz")
+    with tarfile.open(tmp_path / "b.tar.gz") as archive:
+        database_member = json.load(archive.extractfile("manifest.json"))["database_file"]
+    if how == "counts-differ":
+        archive = rewrite(tmp_path / "b.tar.gz", tmp_path / "bad.tar.gz", {"tables": _one_more_record})
+    else:
+        archive = rewrite(tmp_path / "b.tar.gz", tmp_path / "bad.tar.gz",
+                          replace={database_member: b"not a database at all" * 100})
+    target = installations.new("kept")
+    with target.app_context():
+        from webapp.auth.operations import create_user
+
+        create_user("someone", "Sapporo-pass-2026", display_name="既存 利用者")
+    before = target_state(target)
+    code, output = restore(target, archive, "--force")
+    assert code == 1 and "Traceback" not in output, output
+    if how == "counts-differ":
+        assert "バックアップの記録と一致しないため、置き換えませんでした(records: 記録 2件 / 復元 1件)" in output
+        assert "復元先は元のままです" in output
+    assert target_state(target) == before
+    # The target still works as before, and a good archive restores afterwards.
+    assert LoggedInClient(target.test_client(), "someone", password="Sapporo-pass-2026").get("/").status_code == 200
+    code, output = restore(target, tmp_path / "b.tar.gz", "--force")
+    assert code == 0, output
+    assert target_state(target)["rows"]["records"] == target_state(small_source)["rows"]["records"]

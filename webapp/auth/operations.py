@@ -37,7 +37,10 @@ def create_user(
     can_system_integration: bool = False,
     enforce_password_rules: bool = True,
 ) -> User:
-    """Create a user. Only the demo seed skips the password rules (its admin/admin is asked for by design)."""
+    """Create a user (audited). Only the demo seed skips the password rules (its admin/admin is asked for by
+    design)."""
+    from ..core.audit import audit, diff
+
     username = username.strip()
     if not username:
         raise UserError("ユーザ名を入力してください。")
@@ -56,18 +59,27 @@ def create_user(
     )
     user.set_password(password)
     db.session.add(user)
+    db.session.flush()
+    audit("create", "ユーザ", user.id, user.username, diff({}, _shown_permissions(user)))
     db.session.commit()
     return user
+
+
+def _shown_permissions(user: User) -> dict[str, str]:
+    """A user's roles as 全体権限一覧 shows them, for the 監査ログ."""
+    mark = lambda held: "○" if held else "−"  # noqa: E731
+    shown = {"氏名": user.display_name, "管理者": mark(user.is_admin)}
+    shown.update({"DB設定": mark(user.can_db_settings), "システム連携": mark(user.can_system_integration)})
+    return shown
 
 
 def set_global_permissions(user: User, *, db_settings: bool, system_integration: bool) -> None:
     from ..core.audit import audit, diff
 
-    shown = lambda u: {"DB設定": "○" if u.can_db_settings else "−", "システム連携": "○" if u.can_system_integration else "−"}  # noqa: E731
-    before = shown(user)
+    before = _shown_permissions(user)
     user.can_db_settings = db_settings
     user.can_system_integration = system_integration
-    changes = diff(before, shown(user))
+    changes = diff(before, _shown_permissions(user))
     if changes:
         audit("permission", "全体権限", user.id, user.username, changes)
     db.session.commit()

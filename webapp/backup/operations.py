@@ -21,11 +21,12 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import inspect, text
+from sqlalchemy.pool import NullPool
 
 from ..extensions import db
 
@@ -152,8 +153,8 @@ def _pg_tool(name: str) -> str:
     return path
 
 
-def _pg_connection() -> tuple[str, dict]:
-    url = db.engine.url
+def _pg_connection(url=None) -> tuple[str, dict]:
+    url = url or db.engine.url
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)  # not on the command line, where `ps` would show it
@@ -161,8 +162,8 @@ def _pg_connection() -> tuple[str, dict]:
     return dsn, env
 
 
-def _pg_run(command: list[str]) -> None:
-    dsn, env = _pg_connection()
+def _pg_run(command: list[str], url=None) -> None:
+    dsn, env = _pg_connection(url)
     result = subprocess.run([*command, "--dbname", dsn], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         name = Path(command[0]).name
@@ -184,17 +185,6 @@ def _pg_dump(target: Path) -> tuple[str | None, dict[str, int]]:
             facts = _pg_facts(connection)
             _pg_run([pg_dump, "--format=custom", f"--snapshot={snapshot}", "--file", str(target)])
     return facts
-
-
-def _pg_restore(dump: Path) -> None:
-    pg_restore = _pg_tool("pg_restore")
-    # Tables the dump does not know (a newer schema of the target) would make the later upgrade fail.
-    with db.engine.begin() as connection:
-        db.metadata.drop_all(bind=connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    db.engine.dispose()
-    _pg_run([pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--exit-on-error",
-             "--single-transaction", str(dump)])
 
 
 # ---- create --------------------------------------------------------------------------------------------
@@ -265,20 +255,118 @@ def create_backup(path: Path) -> dict:
 
 
 # ---- restore -------------------------------------------------------------------------------------------
+#
+# A restore reads only the members it knows (manifest.json, the database member of its kind, files/…) after
+# checking every member of the archive, builds the new database beside the target (a temporary SQLite file, a
+# temporary PostgreSQL database) and swaps it in only when its row counts match the manifest: a refused or
+# failed restore leaves the target exactly as it was.
+
+UNSAFE_LABELS = {"absolute": "絶対パス", "parent": "「..」を含むパス", "link": "リンク", "device": "デバイスファイル",
+                 "special": "通常のファイルでもフォルダでもない項目", "duplicate": "同じ名前が2回"}
+DATABASE_MEMBERS = {"sqlite": SQLITE_MEMBER, "postgresql": POSTGRESQL_MEMBER}
+
+
+def _unreadable(path: Path, why: str) -> BackupError:
+    return BackupError(f"{path} はこのアプリのバックアップとして読めません({why})。")
+
+
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a member may not be restored (a key of UNSAFE_LABELS), or None."""
+    name = member.name
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
+        return "absolute"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "parent"
+    if member.issym() or member.islnk():
+        return "link"
+    if member.ischr() or member.isblk():
+        return "device"
+    if not (member.isfile() or member.isdir()):
+        return "special"
+    return None
+
+
+def _clean_name(member: tarfile.TarInfo) -> str:
+    return PurePosixPath(member.name).as_posix().removeprefix("./")
+
+
+def _checked_members(path: Path, archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """Every member checked before anything is read: refuses the whole archive on one unsafe member."""
+    members: dict[str, tarfile.TarInfo] = {}
+    for member in archive.getmembers():
+        problem = _member_problem(member)
+        name = _clean_name(member)
+        if problem is None and member.isfile() and name in members:
+            problem = "duplicate"
+        if problem:
+            raise BackupError(f"{path} に安全でない項目があるため復元しません: {member.name[:200]!r}"
+                              f"({UNSAFE_LABELS[problem]})。バックアップは `flask backup create` で作り直してください。")
+        if member.isfile():
+            members[name] = member
+    return members
+
+
+def _check_manifest(path: Path, manifest) -> dict:
+    """The manifest's shape: a hand-edited or foreign one is refused with a message, never a traceback."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
+        raise _unreadable(path, "manifest.json の形式が正しくありません")
+    if manifest["format"] > FORMAT:
+        raise BackupError("新しいバージョンのバックアップです(形式が新しい)。アプリを更新してから復元してください。")
+    kind = manifest.get("database_kind")
+    if kind not in DATABASE_MEMBERS:
+        raise _unreadable(path, "manifest.json のデータベースの種類が正しくありません")
+    # The database member is named by the kind: the manifest cannot point at another file, in or out of it.
+    if manifest.get("database_file") != DATABASE_MEMBERS[kind]:
+        raise _unreadable(path, f"manifest.json のデータベースファイルは {DATABASE_MEMBERS[kind]} だけです")
+    tables = manifest.get("tables")
+    counts_ok = isinstance(tables, dict) and all(isinstance(k, str) and type(v) is int for k, v in tables.items())
+    if not counts_ok or type(manifest.get("file_count")) is not int or not isinstance(manifest.get("alembic_revision"), str):
+        raise _unreadable(path, "manifest.json の件数またはリビジョンが正しくありません")
+    return manifest
 
 
 def read_manifest(path: Path) -> dict:
+    """The checked manifest of the archive at `path` (every member is checked first)."""
     try:
         with tarfile.open(path, "r:gz") as archive:
-            handle = archive.extractfile(MANIFEST)
-            manifest = json.loads(handle.read()) if handle else None
-    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
-        raise BackupError(f"{path} はこのアプリのバックアップとして読めません({exc.__class__.__name__})。") from exc
-    if not isinstance(manifest, dict) or "format" not in manifest:
-        raise BackupError(f"{path} はこのアプリのバックアップとして読めません(manifest.json がありません)。")
-    if manifest["format"] > FORMAT:
-        raise BackupError("新しいバージョンのバックアップです(形式が新しい)。アプリを更新してから復元してください。")
-    return manifest
+            members = _checked_members(path, archive)
+            if MANIFEST not in members:
+                raise _unreadable(path, "manifest.json がありません")
+            manifest = json.loads(archive.extractfile(members[MANIFEST]).read())
+    except BackupError:
+        raise
+    except (OSError, EOFError, tarfile.TarError, ValueError) as exc:
+        raise _unreadable(path, exc.__class__.__name__) from exc
+    return _check_manifest(path, manifest)
+
+
+def _extract_known(path: Path, manifest: dict, scratch: Path) -> tuple[Path, int]:
+    """Write the database member and files/… (nothing else) under `scratch`; returns (database copy, files)."""
+    database_member, files = manifest["database_file"], 0
+    dump = None
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            members = _checked_members(path, archive)
+            if database_member not in members:
+                raise BackupError(f"バックアップに {database_member} がありません。")
+            for name, member in members.items():
+                if name != database_member and not name.startswith(f"{FILES_PREFIX}/"):
+                    continue  # not ours: never read
+                target = scratch.joinpath(*PurePosixPath(name).parts)
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(archive.extractfile(member), out)
+                if name == database_member:
+                    dump = target
+                else:
+                    files += 1
+    except BackupError:
+        raise
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        raise BackupError(f"{path} を展開できませんでした({exc.__class__.__name__}: {exc})。"
+                          "ファイルが壊れているか、ディスクの空きが足りません。") from exc
+    return dump, files
 
 
 def existing_data() -> dict[str, int]:
@@ -311,6 +399,100 @@ def _check_restorable(manifest: dict, force: bool) -> None:
                 "空のインストールに復元してください。今のデータを消して置き換える場合は --force を付けてください。")
 
 
+def _check_facts(manifest: dict, revision: str | None, counts: dict[str, int]) -> None:
+    """The restored copy against the manifest, before it replaces anything."""
+    differing = {table: (count, counts.get(table)) for table, count in manifest["tables"].items()
+                 if counts.get(table) != count}
+    if differing or revision != manifest["alembic_revision"]:
+        detail = "、".join(f"{table}: 記録 {want}件 / 復元 {f'{got}件' if got is not None else 'なし'}"
+                          for table, (want, got) in list(differing.items())[:5]) or f"リビジョン {revision}"
+        raise BackupError(f"復元したデータベースがバックアップの記録と一致しないため、置き換えませんでした({detail})。"
+                          "復元先は元のままです。")
+
+
+def _sqlite_restore(dump: Path, manifest: dict) -> None:
+    """Copy into a temporary file beside the target, check it, then swap it in with one rename."""
+    target = _sqlite_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.restore-{os.getpid()}")
+    try:
+        _sqlite_copy(dump, temporary)
+        _check_facts(manifest, *_sqlite_facts(temporary))
+        # The old database's WAL must not be replayed onto the new file: fold it in and empty it first.
+        if target.exists():
+            connection = sqlite3.connect(target, timeout=30)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise BackupError(f"復元先のSQLiteを切り替えられません({exc})。アプリとワーカーを止めてから実行してください。") from exc
+            finally:
+                connection.close()
+        os.replace(temporary, target)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+
+def _pg_admin_engine():
+    """An engine on the server's maintenance database: a database can only be renamed from another one."""
+    from sqlalchemy import create_engine
+
+    return create_engine(db.engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+def _pg_restore(dump: Path, manifest: dict) -> None:
+    """pg_restore into a new database, check it, then swap the names (the target is renamed, not dropped,
+    until the new one is in place)."""
+    from sqlalchemy import create_engine
+
+    pg_restore = _pg_tool("pg_restore")
+    target = db.engine.url.database
+    suffix = f"{os.getpid()}_{int(time.time())}"
+    # Distinct whatever the target's length (PostgreSQL cuts names at 63 bytes).
+    temporary, previous = f"{target[:30]}_restore_{suffix}", f"{target[:30]}_replaced_{suffix}"
+    with db.engine.connect() as connection:
+        encoding, collate, ctype = connection.execute(text(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
+            "WHERE datname = current_database()")).one()
+    db.session.remove()
+    db.engine.dispose()
+    admin = _pg_admin_engine()
+    quote = admin.dialect.identifier_preparer.quote
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(
+                f"CREATE DATABASE {quote(temporary)} TEMPLATE template0 ENCODING '{encoding}' "
+                f"LC_COLLATE '{collate}' LC_CTYPE '{ctype}'"))
+        swapped = False
+        try:
+            url = db.engine.url.set(database=temporary)
+            _pg_run([pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+                     str(dump)], url=url)
+            restored = create_engine(url, poolclass=NullPool)
+            try:
+                with restored.connect() as connection:
+                    _check_facts(manifest, *_pg_facts(connection))
+            finally:
+                restored.dispose()
+            with admin.connect() as connection:
+                try:
+                    connection.execute(text(f"ALTER DATABASE {quote(target)} RENAME TO {quote(previous)}"))
+                except Exception as exc:
+                    raise BackupError("復元先のデータベースを切り替えられません(他の接続が使用中です)。"
+                                      "アプリとワーカーを止めてから実行してください。復元先は元のままです。") from exc
+                connection.execute(text(f"ALTER DATABASE {quote(temporary)} RENAME TO {quote(target)}"))
+                swapped = True
+                connection.execute(text(f"DROP DATABASE {quote(previous)}"))
+        finally:
+            if not swapped:
+                with admin.connect() as connection:
+                    connection.execute(text(f"DROP DATABASE IF EXISTS {quote(temporary)}"))
+    finally:
+        admin.dispose()
+
+
 def _move_files(extracted: Path, root: Path) -> int:
     moved = 0
     if not extracted.is_dir():
@@ -338,29 +520,17 @@ def restore_backup(path: Path, force: bool = False) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     # Extracted next to FILES_DIR so that the files are moved into place, not copied twice.
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=root.parent) as scratch:
-        with tarfile.open(path, "r:gz") as archive:
-            archive.extractall(scratch, filter="data")  # refuses absolute paths, `..` and links out of it
-        dump = Path(scratch, manifest["database_file"])
-        if not dump.is_file():
-            raise BackupError(f"バックアップに {manifest['database_file']} がありません。")
+        dump, file_count = _extract_known(path, manifest, Path(scratch))
+        if file_count != manifest["file_count"]:
+            raise BackupError(f"バックアップのファイルの数({file_count})が記録({manifest['file_count']})と一致しません。"
+                              "復元先は元のままです。")
         db.session.remove()
         db.engine.dispose()
         if kind == "sqlite":
-            target = _sqlite_path()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _sqlite_copy(dump, target)
-            revision, counts = _sqlite_facts(target)
+            _sqlite_restore(dump, manifest)
         else:
-            _pg_restore(dump)
-            with db.engine.connect() as connection:
-                revision, counts = _pg_facts(connection)
-        differing = {table: (count, counts.get(table)) for table, count in manifest["tables"].items()
-                     if counts.get(table) != count}
-        if differing or revision != manifest["alembic_revision"]:
-            raise BackupError(f"復元したデータベースがバックアップの記録と一致しません: {differing or revision}")
-        moved = _move_files(Path(scratch, FILES_PREFIX), root)
-        if moved != manifest["file_count"]:
-            raise BackupError(f"復元したファイルの数({moved})がバックアップの記録({manifest['file_count']})と一致しません。")
+            _pg_restore(dump, manifest)
+        _move_files(Path(scratch, FILES_PREFIX), root)
     head = code_head()
     manifest["upgraded_from"] = None
     if manifest["alembic_revision"] != head:

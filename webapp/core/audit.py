@@ -13,8 +13,8 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import User, utcnow
-from ..databases.models import JSONType
 from ..extensions import db
+from .dbtypes import JSONType
 
 SECRET_CHANGED = "変更"
 ACTION_LABELS = {"create": "作成", "update": "変更", "delete": "削除", "attach": "メニューに追加",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -15,15 +14,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import utcnow
+from ..core.dbtypes import JSONType  # noqa: F401  (re-exported: the models of other modules import it here)
 from ..extensions import db
 from .fieldtypes import FIELD_TYPE_LABELS, FieldType
-
-# JSONB on PostgreSQL (binary, faster to query); JSON text on SQLite.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 PLACEMENT_HEADER = "header"
 PLACEMENT_DETAIL = "detail"

@@ -1,6 +1,7 @@
 """Business actions on DBs, fields, menus and records, shared by views, CLI, jobs and the demo seed.
 
 Each action validates first and changes the database in one transaction, so a refused change saves nothing.
+Deletions and menu changes write their 監査ログ entry in that same transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import delete, func, insert, select, text
 
+from ..core.audit import audit, diff
 from ..extensions import db
-from .fieldtypes import DETAIL_TYPES, FIELD_TYPE_LABELS, OPTION_MAX, OPTION_TYPES, FieldType, search_text_of
+from .fieldtypes import (
+    DETAIL_TYPES,
+    FIELD_TYPE_LABELS,
+    OPTION_MAX,
+    OPTION_TYPES,
+    FieldType,
+    display_value,
+    search_text_of,
+)
 from .models import (
     ORIGIN_INPUT,
     PLACEMENT_DETAIL,
@@ -74,6 +84,12 @@ def update_database(database: Database, name: str, description: str) -> None:
 
 
 def delete_database(database: Database) -> None:
+    count = db.session.execute(
+        select(func.count()).select_from(Record).where(Record.database_id == database.id)
+    ).scalar_one()
+    audit("delete", "DB", database.id, database.name,
+          {"項目": [f"{len(database.fields)}件", ""], "メニュー": [f"{len(database.menus)}件", ""],
+           "レコード": [f"{count:,}件", ""]})
     # Records are removed in bulk: loading 100,000 rows to cascade them one by one would take minutes.
     db.session.execute(delete(Record).where(Record.database_id == database.id),
                        execution_options=records_of(database.id))
@@ -210,6 +226,8 @@ def update_field(existing: Field, spec: FieldSpec) -> None:
 
 
 def delete_field(existing: Field) -> None:
+    audit("delete", "項目", existing.id, f"{existing.database.name} › {existing.name}",
+          {"項目タイプ": [existing.type_label, ""]})
     drop_field_index(existing)
     db.session.delete(existing)
     db.session.commit()
@@ -291,6 +309,36 @@ def _apply_menu_spec(menu: Menu, spec: MenuSpec) -> None:
     ]
 
 
+def _filter_text(menu_filter: MenuFilter) -> str:
+    target = db.session.get(Field, menu_filter.field_id)
+    value = menu_filter.value
+    if menu_filter.operator == OP_RANGE:
+        low, high = (list(value or []) + [None, None])[:2]
+        shown = "〜".join(display_value(target.field_type, v) if v is not None else "" for v in (low, high))
+    elif isinstance(value, list):
+        shown = "・".join(str(v) for v in value)
+    elif value is None:
+        shown = ""
+    elif target.type == FieldType.CHECKBOX:
+        shown = "チェックあり" if value else "チェックなし"
+    else:
+        shown = display_value(target.field_type, value) if not target.is_detail else str(value)
+    return " ".join(p for p in (target.name, OPERATOR_LABELS.get(menu_filter.operator, menu_filter.operator), shown) if p)
+
+
+def menu_snapshot(menu: Menu) -> dict[str, str]:
+    """The menu as people read its settings, for the 監査ログ diff."""
+    db.session.flush()  # new column and filter rows get their ids and fields
+    sort_field = db.session.get(Field, menu.sort_field_id) if menu.sort_field_id else None
+    return {
+        "メニュー名": menu.name,
+        "表示項目": "、".join(db.session.get(Field, c.field_id).name for c in menu.columns),
+        "絞り込み条件": "、".join(_filter_text(f) for f in menu.filters) or "なし",
+        "並び順": f"{sort_field.name if sort_field else '登録順(レコードID)'} {'降順' if menu.sort_desc else '昇順'}",
+        "表示件数": f"{menu.page_size}件",
+    }
+
+
 def create_menu(database: Database, spec: MenuSpec) -> Menu:
     _check_menu_spec(database, spec)
     position = (
@@ -299,17 +347,26 @@ def create_menu(database: Database, spec: MenuSpec) -> Menu:
     menu = Menu(database_id=database.id, position=position)
     _apply_menu_spec(menu, spec)
     db.session.add(menu)
+    shown = menu_snapshot(menu)
+    audit("create", "メニュー", menu.id, f"{database.name} › {menu.name}", diff({}, shown))
     db.session.commit()
     return menu
 
 
-def update_menu(menu: Menu, spec: MenuSpec) -> None:
+def update_menu(menu: Menu, spec: MenuSpec) -> dict[str, list[str]]:
+    """Save the menu; returns the changes as {label: [before, after]} (empty when nothing changed)."""
     _check_menu_spec(menu.database, spec, menu)
+    before = menu_snapshot(menu)
     _apply_menu_spec(menu, spec)
+    changes = diff(before, menu_snapshot(menu))
+    if changes:
+        audit("update", "メニュー", menu.id, f"{menu.database.name} › {menu.name}", changes)
     db.session.commit()
+    return changes
 
 
 def delete_menu(menu: Menu) -> None:
+    audit("delete", "メニュー", menu.id, f"{menu.database.name} › {menu.name}", diff(menu_snapshot(menu), {}))
     db.session.delete(menu)
     db.session.commit()
 
@@ -402,8 +459,16 @@ def set_record_values(record: Record, data: dict, details: list[dict], user_id: 
     record.updated_by_id = user_id
 
 
+def record_label(record: Record) -> str:
+    """請求書 › レコード12 (INV-0001): the DB, the id and the first header value, as the 監査ログ names it."""
+    first = next((display_value(f.field_type, record.data.get(f.key)) for f in record.database.header_fields
+                  if f.type in (FieldType.TEXT, FieldType.NUMBER, FieldType.DATE) and record.data.get(f.key)), "")
+    return f"{record.database.name} › レコード{record.id}" + (f"({first})" if first else "")
+
+
 def delete_record(record: Record) -> None:
     files = [v.get("path") for v in record.data.values() if isinstance(v, dict) and v.get("path")]
+    audit("delete", "レコード", record.id, record_label(record), {})
     db.session.delete(record)
     db.session.commit()
     for relative in files:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from ..core import render
+from ..core.downloads import send_stored_file
 from ..core.rows import edit_rows
 from ..extensions import db
 from . import bp
@@ -245,7 +246,7 @@ def record_file(record_id: int, field_id: int):
     if path is None:
         abort(404, description="ファイルがありません。")
     inline = request.args.get("inline") == "1" and value.get("content_type") == "application/pdf"
-    return send_file(path, mimetype=value.get("content_type"), as_attachment=not inline, download_name=value["name"])
+    return send_stored_file(path, value.get("content_type"), value["name"], inline=inline)
 
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..core import htmx_redirect, render
 from ..core.params import parse_id
-from ..core.permissions import Permission, permission_required
+from ..core.permissions import (
+    Permission,
+    has_permission,
+    menu_change_permissions,
+    permission_required,
+    require_for_database_delete,
+    require_for_field,
+    require_for_menu,
+)
 from ..core.rows import edit_rows
 from ..extensions import db
 from . import bp
@@ -134,6 +142,7 @@ def settings_save(database_id: int):
 @permission_required(Permission.DB_SETTINGS)
 def database_delete(database_id: int):
     database = get_database(database_id)
+    require_for_database_delete(database)
     name = database.name
     delete_database(database)
     flash(f"DB「{name}」を削除しました。", "success")
@@ -216,6 +225,7 @@ def field_edit(database_id: int, field_id: int):
 def field_delete(database_id: int, field_id: int):
     database = get_database(database_id)
     target = get_field(database, field_id)
+    require_for_field(target)
     name = target.name
     delete_field(target)
     flash(f"項目「{name}」を削除しました。", "success")
@@ -319,6 +329,13 @@ def _menu_spec(form: MenuForm, database: Database, fields_by_id: dict[str, Field
 
 
 def _menu_form_view(database: Database, menu: Menu | None):
+    from ..integrations.operations import menu_usage
+
+    usage = menu_usage(menu) if menu else None
+    # A menu an integration or timer uses is shown read-only to those who may not change it (POSTs are refused).
+    locked = bool(menu) and not has_permission(current_user, *menu_change_permissions(menu))
+    if request.method == "POST" and menu is not None:
+        require_for_menu(menu)
     if request.method == "GET":
         form = MenuForm(formdata=None, data=_menu_state_from(menu, database))
     else:
@@ -334,19 +351,23 @@ def _menu_form_view(database: Database, menu: Menu | None):
     if saving and form.validate_on_submit():
         try:
             spec = _menu_spec(form, database, fields_by_id)
+            changes = {}
             if menu is None:
                 menu = create_menu(database, spec)
             else:
-                update_menu(menu, spec)
+                changes = update_menu(menu, spec)
         except DatabaseError as exc:
             db.session.rollback()
             _report(form, exc)
         else:
             flash(f"メニュー「{menu.name}」を保存しました。", "success")
+            if usage and changes:
+                flash(f"この変更で、次の連携が送るレコード・項目が変わります: {usage.describe()}"
+                      f"(変更した設定: {'、'.join(changes)})", "warning")
             return htmx_redirect(url_for("databases.settings", database_id=database.id))
     return render(
         "databases/menu_form.html", block="menu_form_body", database=database, menu=menu, form=form,
-        fields_by_id=fields_by_id, FieldType=FieldType,
+        fields_by_id=fields_by_id, FieldType=FieldType, locked=locked, usage=usage,
     )
 
 
@@ -366,9 +387,15 @@ def menu_edit(database_id: int, menu_id: int):
 @bp.post("/dbs/<int:database_id>/menus/<int:menu_id>/delete")
 @permission_required(Permission.DB_SETTINGS)
 def menu_delete(database_id: int, menu_id: int):
+    from ..integrations.operations import menu_usage
+
     database = get_database(database_id)
     menu = get_menu(menu_id, database)
-    name = menu.name
+    require_for_menu(menu)
+    name, usage = menu.name, menu_usage(menu)
     delete_menu(menu)
     flash(f"メニュー「{name}」を削除しました。", "success")
+    if usage:
+        flash(f"このメニューを使っていた連携: {usage.describe()}。サブメニューから外れ、タイマーはメニューがないため"
+              "スキップされます。", "warning")
     return redirect(url_for("databases.settings", database_id=database.id))

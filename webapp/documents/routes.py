@@ -5,9 +5,10 @@ Registered under the databases blueprint (endpoints ``databases.documents.*``), 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import login_required
 
+from ..core.downloads import send_stored_file
 from ..core.permissions import Permission, permission_required
 from ..databases.fieldtypes import FieldType
 from ..databases.models import Field, Record
@@ -50,7 +51,7 @@ def document_file(record_id: int, field_id: int):
         return redirect(_record_url(record))
     value = record.data[target.key]
     inline = request.args.get("inline") == "1"
-    return send_file(path, mimetype="application/pdf", as_attachment=not inline, download_name=value["name"])
+    return send_stored_file(path, "application/pdf", value["name"], inline=inline)
 
 
 @bp.post("/records/<int:record_id>/documents/<int:field_id>/regenerate")

@@ -265,6 +265,57 @@ def bookkeeping_gaps(setting: IntegrationSetting, menu: Menu) -> list[str]:
     return [key for key, accepted in BOOKKEEPING_NAMES.items() if not names.intersection(accepted)]
 
 
+@dataclass
+class Usage:
+    """The integrations and timers whose sending depends on a menu or a field (see core.permissions)."""
+
+    settings: list[IntegrationSetting] = field(default_factory=list)
+    timers: list = field(default_factory=list)  # timers.models.Timer
+
+    def __bool__(self) -> bool:
+        return bool(self.settings or self.timers)
+
+    def add(self, other: Usage) -> None:
+        self.settings += [s for s in other.settings if s not in self.settings]
+        self.timers += [t for t in other.timers if t not in self.timers]
+
+    def describe(self) -> str:
+        """楽楽明細連携「A」、タイマー「A」(ON) — as a save message names them."""
+        from ..timers.operations import timer_label
+
+        return "、".join([f"楽楽明細連携「{s.name}」" for s in self.settings] + [timer_label(t) for t in self.timers])
+
+
+def menu_usage(menu: Menu) -> Usage:
+    """The integrations in the menu's サブメニュー and the timers whose メニュー設定 is this menu."""
+    from ..timers.operations import timers_using
+
+    return Usage([attached.setting for attached in menu_integrations(menu)], timers_using(menu))
+
+
+def field_usage(target: Field) -> Usage:
+    """Who sends something that depends on `target`: through a menu they use (column, filter, sort), as a
+    レコード更新 target or the 連携対象PDF, or a timer without メニュー設定 (it sends every field of the DB)."""
+    from ..timers.models import Timer
+
+    usage = Usage()
+    for menu in target.database.menus:
+        used = (target.id == menu.sort_field_id or any(c.field_id == target.id for c in menu.columns)
+                or any(f.field_id == target.id for f in menu.filters))
+        if used:
+            usage.add(menu_usage(menu))
+    settings = settings_of(target.database)
+    usage.add(Usage([s for s in settings if s.pdf_field_id == target.id
+                     or any(rule.field_id == target.id for rule in s.record_updates)]))
+    if settings:
+        whole_db = db.session.execute(
+            select(Timer).where(Timer.menu_id.is_(None), Timer.setting_id.in_([s.id for s in settings]))
+            .order_by(Timer.id)
+        ).scalars().all()
+        usage.add(Usage(timers=list(whole_db)))
+    return usage
+
+
 def attached_menus(setting: IntegrationSetting) -> list[Menu]:
     return list(db.session.execute(
         select(Menu).join(MenuIntegration, MenuIntegration.menu_id == Menu.id)

@@ -9,7 +9,7 @@ from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
 from ..core.crypto import TokenUnreadable
 from ..core.params import parse_id
-from ..core.permissions import Permission, permission_required
+from ..core.permissions import INTEGRATION_SETTINGS, Permission, permission_required
 from ..core.rows import edit_rows
 from ..databases.models import Database
 from ..databases.routes import get_database, get_menu
@@ -38,7 +38,7 @@ from .operations import (
     token_readable,
 )
 
-SETTINGS_PERMISSIONS = (Permission.DB_SETTINGS, Permission.SYSTEM_INTEGRATION)
+SETTINGS_PERMISSIONS = INTEGRATION_SETTINGS
 
 
 def get_setting(database: Database, setting_id: int) -> IntegrationSetting:

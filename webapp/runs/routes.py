@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..core import htmx_redirect, is_htmx, render
+from ..core.downloads import send_stored_file
 from ..core.permissions import Permission, permission_required
 from ..databases.models import Database, Menu
 from ..databases.operations import files_root
@@ -167,7 +168,7 @@ def call_file(run_id: int, index: int, number: int):
     path = (root / info["path"]).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         abort(404, description="ファイルが見つかりません(削除された可能性があります)。")
-    return send_file(path, mimetype=info["content_type"], as_attachment=True, download_name=info["name"])
+    return send_stored_file(path, info["content_type"], info["name"])
 
 
 @bp.post("/runs/<int:run_id>/rerun")

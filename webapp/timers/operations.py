@@ -174,6 +174,12 @@ def filtered_menus(setting: IntegrationSetting) -> list[Menu]:
     return [menu for menu in menu_choices(setting) if menu.filters]
 
 
+def timer_label(timer: Timer) -> str:
+    """タイマー「楽楽明細へ顧客を連携」(ON・毎日 09:00) — a timer named by its integration, as messages name it."""
+    switch = "ON" if timer.enabled else "OFF"
+    return f"タイマー「{timer.setting.name}」({switch}・{timer.schedule.describe()})"
+
+
 def upcoming(timer: Timer, now: datetime | None = None, count: int = NEXT_RUN_COUNT) -> list[datetime]:
     """The next run times of the schedule (shown even when the switch is OFF, marked as such)."""
     return next_runs(timer.schedule, now or utcnow(), local_tz(), count)

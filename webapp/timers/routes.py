@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from ..core import htmx_redirect, render
 from ..core.clock import utcnow
-from ..core.permissions import Permission, permission_required
+from ..core.permissions import INTEGRATION_SETTINGS, permission_required
 from ..databases.routes import get_database
 from ..extensions import db
 from ..integrations.routes import get_setting
@@ -37,7 +37,7 @@ from .operations import (
 )
 from .schedule import LAST_DAY, WEEKDAY_LABELS, Kind, tz_label
 
-SETTINGS_PERMISSIONS = (Permission.DB_SETTINGS, Permission.SYSTEM_INTEGRATION)
+SETTINGS_PERMISSIONS = INTEGRATION_SETTINGS
 
 
 def _form_data(timer: Timer | None) -> dict:
