@@ -129,11 +129,13 @@ def test_timer_form_warns_without_a_menu_and_run_now_runs_it_as_the_person(page,
     expect(warning).to_contain_text("「楽楽明細 未連携顧客」")
     expect(form).to_contain_text("日本時間 (Asia/Tokyo)")
     shoot(page, "timer_form_whole_db_warning")
-    page.locator("#menu_id").select_option(label=CUSTOMER_MENU)
-    expect(warning).to_have_count(0)
-    page.locator("#menu_id").select_option(label="指定しない(全レコード・全項目)")
-    expect(form.locator("#timer-whole-db-warning")).to_be_visible()
-    page.locator("#menu_id").select_option(label=CUSTOMER_MENU)
+    for label, shown in ((CUSTOMER_MENU, 0), ("指定しない(全レコード・全項目)", 1), (CUSTOMER_MENU, 0)):
+        # Each choice redraws the form (htmx): wait for its answer, then read the warning.
+        with page.expect_response(lambda r: r.request.method == "POST" and r.url == url):
+            page.locator("#menu_id").select_option(label=label)
+        expect(form.locator("#timer-whole-db-warning")).to_have_count(shown)
+        # htmx wires up swapped-in controls when the swap settles (~20 ms); a person is never that quick.
+        expect(page.locator(".htmx-settling")).to_have_count(0)
     form.get_by_role("button", name="確定").click()
     expect(page.locator(".flash-success")).to_contain_text("タイマー設定を保存しました")
     shoot(page, "timer_form")
