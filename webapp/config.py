@@ -39,6 +39,11 @@ def _bool(name: str, default: bool | None) -> bool | None:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _words(value: str) -> list[str]:
+    """A list setting: items separated by commas and/or spaces."""
+    return [item for item in value.replace(",", " ").split() if item]
+
+
 class ConfigurationError(RuntimeError):
     """A setting the app refuses to start with; the message says what to change."""
 
@@ -75,6 +80,9 @@ def load_config(instance_path: Path) -> dict:
         "TIMEZONE": os.environ.get("TZ", "Asia/Tokyo") or "Asia/Tokyo",
         "FILES_DIR": os.environ.get("FILES_DIR", str(instance_path / "files")),
         "APP_ENV": os.environ.get("APP_ENV", "production"),
+        # Hosts the 楽楽明細 URL may name although they resolve to internal addresses (a gateway or proxy in front
+        # of 楽楽明細). Production refuses loopback, private, link-local … addresses for every other host.
+        "MEISAI_ALLOWED_HOSTS": _words(os.environ.get("MEISAI_ALLOWED_HOSTS", "")),
         # Logged-in sessions end after this many idle hours.
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=float(os.environ.get("SESSION_HOURS", "8"))),
         "SESSION_REFRESH_EACH_REQUEST": True,

@@ -19,7 +19,8 @@ from .dbtypes import JSONType
 SECRET_CHANGED = "変更"
 ACTION_LABELS = {"create": "作成", "update": "変更", "delete": "削除", "attach": "メニューに追加",
                  "detach": "メニューから削除", "reorder": "並び替え", "permission": "権限変更",
-                 "login": "ログイン", "login_failed": "ログイン失敗", "end_sessions": "全セッション終了"}
+                 "login": "ログイン", "login_failed": "ログイン失敗", "end_sessions": "全セッション終了",
+                 "connection_test": "接続テスト"}
 
 
 class AuditEntry(db.Model):

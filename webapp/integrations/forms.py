@@ -7,7 +7,6 @@ changes and the server renders the new set of fields; no rule is duplicated in J
 
 from __future__ import annotations
 
-from flask import current_app
 from wtforms import (
     BooleanField,
     Form,
@@ -23,7 +22,8 @@ from ..core.forms import BaseForm, FieldList
 from ..databases.fieldtypes import FieldType, FieldValueError, parse_value
 from ..databases.models import Database, Field
 from ..meisai.client import normalize_base_url
-from ..meisai.errors import MeisaiUrlError
+from ..meisai.errors import MeisaiConfigError, MeisaiUrlError
+from ..meisai.transport import check_destination
 from .models import (
     DATA_KIND_LABELS,
     IMPORT_METHOD_LABELS,
@@ -35,6 +35,7 @@ from .models import (
     RUN_TIME,
     DataKind,
 )
+from .operations import allow_insecure_loopback, destination_policy
 
 YES_NO = [("0", "しない"), ("1", "する")]
 RECORD_UPDATE_TYPES = {FieldType.TEXT, FieldType.SELECT, FieldType.DATETIME}
@@ -52,8 +53,7 @@ def pdf_target_fields(database: Database) -> list[Field]:
 
 
 def _normalized_url(text: str | None) -> str:
-    allow_loopback = current_app.config.get("APP_ENV") in ("development", "test")
-    return normalize_base_url(text or "", allow_insecure_loopback=allow_loopback)
+    return normalize_base_url(text or "", allow_insecure_loopback=allow_insecure_loopback())
 
 
 class PositiveId:
@@ -175,7 +175,9 @@ class IntegrationSettingForm(BaseForm):
     def validate_url(self, field):
         try:
             self.normalized_url = _normalized_url(field.data)
-        except MeisaiUrlError as exc:
+            # Production: a host naming an internal address is refused here already (connecting checks again).
+            check_destination(self.normalized_url, destination_policy())
+        except MeisaiConfigError as exc:
             raise ValidationError(exc.user_message) from None
 
     def tidied_url(self) -> str:

@@ -52,6 +52,8 @@ class IntegrationSetting(db.Model):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     base_url: Mapped[str] = mapped_column(String(500), nullable=False)
     token_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    # scheme://host:port the token was entered for (meisai.client.origin_of): it is only ever sent there.
+    token_origin: Mapped[str | None] = mapped_column(String(300))
     data_kind: Mapped[str] = mapped_column(String(20), nullable=False)
 
     report_mail: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

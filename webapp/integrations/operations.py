@@ -1,6 +1,10 @@
 """楽楽明細連携設定: save (only the settings that apply), delete, attach to menus, 接続テスト, clients.
 
 Views, the run jobs and the CLI all come through here; a change and its audit entry commit together.
+
+The stored API token follows its origin: it is only ever sent to the scheme + host + port it was entered for
+(``IntegrationSetting.token_origin``). A URL with another origin needs the token typed again, on save and in
+接続テスト; the run job refuses a setting whose URL and token origin disagree.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from ..core.audit import SECRET_CHANGED, audit, diff
 from ..core.crypto import TokenUnreadable, decrypt_secret, encrypt_secret
 from ..databases.models import Database, Field, Menu
 from ..extensions import db
-from ..meisai.client import ConnectionCheck, MeisaiClient
+from ..meisai.client import ConnectionCheck, MeisaiClient, normalize_base_url, origin_of
 from ..meisai.errors import MeisaiError
+from ..meisai.transport import DestinationPolicy
 from .models import (
     DATA_KIND_LABELS,
     IMPORT_METHOD_LABELS,
@@ -33,9 +38,19 @@ from .models import (
     RecordUpdateRule,
 )
 
+TOKEN_ORIGIN_CHANGED = "URLの接続先が変わったため、APIトークンを入力し直してください。"
+
 
 class IntegrationError(ValueError):
-    """A refused change, with a Japanese message."""
+    """A refused change, with a Japanese message; ``field`` names the form field it belongs to, if one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TokenOriginChanged(TokenUnreadable):
+    """The setting's URL no longer has the origin its token was entered for: the token must be typed again."""
 
 
 @dataclass
@@ -137,14 +152,19 @@ def snapshot(setting: IntegrationSetting) -> dict[str, str]:
 
 
 def save_setting(database: Database, values: SettingValues, existing: IntegrationSetting | None = None) -> IntegrationSetting:
-    if existing is None and not values.token:
-        raise IntegrationError("APIトークンを入力してください。")
+    """Create or update a setting. A blank token keeps the stored one, but only for the URL's same origin."""
+    token = (values.token or "").strip()
+    if existing is None and not token:
+        raise IntegrationError("APIトークンを入力してください。", field="token")
+    if existing is not None and not token and origin_of(values.base_url) != existing.token_origin:
+        raise IntegrationError(TOKEN_ORIGIN_CHANGED, field="token")
     before = snapshot(existing) if existing else {}
     setting = existing or IntegrationSetting(database_id=database.id)
     _apply(setting, values)
-    token_changed = bool(values.token)
+    token_changed = bool(token)
     if token_changed:
-        setting.token_encrypted = encrypt_secret(values.token.strip())
+        setting.token_encrypted = encrypt_secret(token)
+        setting.token_origin = origin_of(setting.base_url)
     if existing is None:
         db.session.add(setting)
     db.session.flush()
@@ -217,8 +237,14 @@ def set_menu_integrations(menu: Menu, setting_ids: list[int]) -> None:
 # ---- tokens and clients ----------------------------------------------------------------------------------
 
 
-def token_of(setting: IntegrationSetting) -> str:
-    """The plaintext token; raises TokenUnreadable when the encryption key changed (要再入力)."""
+def token_of(setting: IntegrationSetting, base_url: str | None = None) -> str:
+    """The plaintext token, for ``base_url`` (default: the setting's own URL) only if it has the token's origin.
+
+    Raises TokenUnreadable when the encryption key changed (要再入力), TokenOriginChanged (a TokenUnreadable)
+    when the URL's origin is not the one the token was entered for.
+    """
+    if origin_of(base_url or setting.base_url) != setting.token_origin:
+        raise TokenOriginChanged("the URL's origin is not the one the stored token was entered for")
     return decrypt_secret(setting.token_encrypted)
 
 
@@ -230,12 +256,28 @@ def token_readable(setting: IntegrationSetting) -> bool:
     return True
 
 
-def allow_insecure_loopback() -> bool:
+def development_mode() -> bool:
+    """development/test: http:// on loopback is allowed (the emulator), and no address rule applies."""
     return current_app.config.get("APP_ENV") in ("development", "test")
 
 
+def allow_insecure_loopback() -> bool:
+    return development_mode()
+
+
+def destination_policy() -> DestinationPolicy:
+    """Production: public addresses only, except the hosts the operator allows (MEISAI_ALLOWED_HOSTS)."""
+    return DestinationPolicy.of(
+        restrict_addresses=not development_mode(),
+        allowed_hosts=current_app.config.get("MEISAI_ALLOWED_HOSTS") or (),
+    )
+
+
 def client_for(base_url: str, token: str, **kwargs) -> MeisaiClient:
-    return MeisaiClient(base_url, token, allow_insecure_loopback=allow_insecure_loopback(), **kwargs)
+    """The one way the app builds a client: the environment's URL and address rules."""
+    return MeisaiClient(
+        base_url, token, allow_insecure_loopback=allow_insecure_loopback(), destination=destination_policy(), **kwargs
+    )
 
 
 def connection_test(base_url: str, token: str) -> ConnectionCheck:
@@ -245,6 +287,40 @@ def connection_test(base_url: str, token: str) -> ConnectionCheck:
             return client.test_connection(timeout=5.0)
     except MeisaiError as exc:
         return ConnectionCheck(False, "invalid_config", exc.user_message, exc.http_status)
+
+
+def settings_connection_test(url: str, typed_token: str, setting: IntegrationSetting | None,
+                             label: str = "") -> ConnectionCheck:
+    """接続テスト of the settings form, written to the audit log (who, which setting, which host, outcome).
+
+    A blank token on an existing setting means its stored token — only if ``url`` has the origin the token was
+    entered for; otherwise nothing is sent and the user is asked to type the token again.
+    """
+    token = (typed_token or "").strip()
+    check = None
+    base_url = origin = ""
+    try:
+        base_url = normalize_base_url(url, allow_insecure_loopback())
+        origin = origin_of(base_url)
+    except MeisaiError as exc:
+        check = ConnectionCheck(False, "invalid_config", exc.user_message)
+    if check is None and not token and setting is not None:
+        try:
+            token = token_of(setting, base_url)
+        except TokenOriginChanged:
+            check = ConnectionCheck(False, "token_origin", TOKEN_ORIGIN_CHANGED)
+        except TokenUnreadable:
+            token = ""
+    if check is None and not token:
+        check = ConnectionCheck(False, "invalid_config", "APIトークンを入力してください。")
+    if check is None:
+        check = connection_test(base_url, token)
+    outcome = "成功" if check.ok else f"失敗: {check.message}"
+    audit("connection_test", "楽楽明細連携設定", setting.id if setting else None,
+          setting.name if setting else (label.strip() or "(新規)"),
+          {"接続先": ["", origin or "(URLが正しくありません)"], "結果": ["", outcome]})
+    db.session.commit()
+    return check
 
 
 # 電子帳簿保存法: 楽楽明細 indexes documents by 取引年月日, 取引金額 and 取引先. A menu column carries one of them when

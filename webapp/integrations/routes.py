@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
-from ..core.crypto import TokenUnreadable
 from ..core.params import parse_id
 from ..core.permissions import INTEGRATION_SETTINGS, Permission, permission_required
 from ..core.rows import edit_rows
@@ -28,13 +27,12 @@ from .operations import (
     SettingValues,
     attached_menus,
     bookkeeping_gaps,
-    connection_test,
     delete_setting,
     menu_integrations,
     save_setting,
     set_menu_integrations,
+    settings_connection_test,
     settings_of,
-    token_of,
     token_readable,
 )
 
@@ -127,7 +125,10 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
                 saved = save_setting(database, _values_from(form), setting)
             except IntegrationError as exc:
                 db.session.rollback()
-                form.form_errors.append(str(exc))
+                if exc.field in form:
+                    form[exc.field].errors = [*form[exc.field].errors, str(exc)]
+                else:
+                    form.form_errors.append(str(exc))
             else:
                 flash(f"楽楽明細連携設定「{saved.name}」を保存しました。", "success")
                 return htmx_redirect(url_for("integrations.setting_list", database_id=database.id))
@@ -175,21 +176,14 @@ def setting_delete(database_id: int, setting_id: int):
 @bp.post("/dbs/<int:database_id>/integrations/connection-test")
 @permission_required(*SETTINGS_PERMISSIONS)
 def setting_connection_test(database_id: int):
-    """接続テスト of the form's URL and token, without saving; a blank token on edit uses the stored one."""
+    """接続テスト of the form's URL and token, without saving; a blank token on edit uses the stored one if the
+    URL kept its origin. Audited."""
     database = get_database(database_id)
-    url = request.form.get("url", "")
-    token = (request.form.get("token") or "").strip()
     setting_id = request.form.get("setting_id", type=int)
-    if not token and setting_id:
-        try:
-            token = token_of(get_setting(database, setting_id))
-        except TokenUnreadable:
-            token = ""
-    if not token:
-        result = {"ok": False, "message": "APIトークンを入力してください。"}
-    else:
-        check = connection_test(url, token)
-        result = {"ok": check.ok, "message": check.message}
+    setting = get_setting(database, setting_id) if setting_id else None
+    check = settings_connection_test(request.form.get("url", ""), request.form.get("token", ""), setting,
+                                     label=request.form.get("name", ""))
+    result = {"ok": check.ok, "message": check.message}
     return render_template("integrations/_connection_result.html", result=result)
 
 

@@ -18,6 +18,7 @@ from .client import (
     mask_headers,
     mask_token,
     normalize_base_url,
+    origin_of,
 )
 from .errors import (
     ErrorDescription,
@@ -26,6 +27,7 @@ from .errors import (
     MeisaiConflict,
     MeisaiConnectionError,
     MeisaiCsvEncodingError,
+    MeisaiDestinationError,
     MeisaiError,
     MeisaiFileError,
     MeisaiImportTimeout,
@@ -35,15 +37,19 @@ from .errors import (
     MeisaiParamError,
     MeisaiProtocolError,
     MeisaiRateLimited,
+    MeisaiRedirectError,
+    MeisaiResponseTooLarge,
     MeisaiServerError,
     MeisaiUrlError,
 )
 from .files import EncodingProblem, build_csv, build_pdf_zip, find_encoding_problems
+from .transport import DestinationPolicy
 
 __all__ = [
     "ConnectionCheck",
     "Customer",
     "CustomerImportParams",
+    "DestinationPolicy",
     "EncodingProblem",
     "ErrorDescription",
     "ExchangeLog",
@@ -57,6 +63,7 @@ __all__ = [
     "MeisaiConflict",
     "MeisaiConnectionError",
     "MeisaiCsvEncodingError",
+    "MeisaiDestinationError",
     "MeisaiError",
     "MeisaiFileError",
     "MeisaiImportTimeout",
@@ -66,6 +73,8 @@ __all__ = [
     "MeisaiParamError",
     "MeisaiProtocolError",
     "MeisaiRateLimited",
+    "MeisaiRedirectError",
+    "MeisaiResponseTooLarge",
     "MeisaiServerError",
     "MeisaiUrlError",
     "ReportImportParams",
@@ -79,4 +88,5 @@ __all__ = [
     "mask_headers",
     "mask_token",
     "normalize_base_url",
+    "origin_of",
 ]

@@ -5,6 +5,11 @@ A pure library module: no Flask, no app imports. Run jobs and the settings form 
 ``log_exchange`` callback (with the token masked) so the run history can store what the vendor's support asks
 for. Errors are the typed exceptions of ``webapp.meisai.errors``.
 
+Where the token goes: only to the base URL's scheme + host + port. Redirects are never followed (a 3xx is
+``MeisaiRedirectError`` and its body is not kept); in production the peer of every connection must be a public
+address unless the operator allows the host (``webapp.meisai.transport``). Each answer is read up to
+``MAX_RESPONSE_BYTES`` and each attempt ends within ``call_timeout`` seconds, however slowly a server answers.
+
 Retry rules: connection failures before the request was sent, 429, 503 (JSON or an HTML maintenance page)
 and other 5xx are retried with exponential backoff and jitter, bounded by ``RetryPolicy.total_time``. Other
 4xx are never retried. A POST or DELETE whose outcome is unknown (read timeout or broken connection after
@@ -36,6 +41,7 @@ from .errors import (
     MeisaiConfigError,
     MeisaiConflict,
     MeisaiConnectionError,
+    MeisaiDestinationError,
     MeisaiError,
     MeisaiImportTimeout,
     MeisaiLimitError,
@@ -44,15 +50,23 @@ from .errors import (
     MeisaiParamError,
     MeisaiProtocolError,
     MeisaiRateLimited,
+    MeisaiRedirectError,
+    MeisaiResponseTooLarge,
     MeisaiServerError,
     MeisaiUrlError,
 )
+from .transport import Deadline, DestinationPolicy, DestinationRefused, GuardedAdapter, check_destination
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "rakuraku-meisai-renkei/0.1"
 # Enough of a response for support to read; an HTML error page can be far larger.
 MAX_LOGGED_RESPONSE_CHARS = 64 * 1024
+# An API answer is small JSON: more is not 楽楽明細 (and must not grow a worker's memory).
+MAX_RESPONSE_BYTES = 1024 * 1024
+_READ_CHUNK = 64 * 1024
+# One attempt (connect, send, receive) ends within this many seconds, however slowly the server trickles.
+DEFAULT_CALL_TIMEOUT = 90.0
 # A search term that matches no real customer: 接続テスト only needs an authenticated answer.
 CONNECTION_TEST_KEYWORD = "__connection_test__"
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
@@ -121,6 +135,15 @@ def normalize_base_url(url: str, allow_insecure_loopback: bool = False) -> str:
     if port is not None:
         netloc += f":{port}"
     return urlunsplit((scheme, netloc, "/" + "/".join(segments) + "/", "", ""))
+
+
+def origin_of(base_url: str) -> str:
+    """``scheme://host:port`` of a normalised base URL (port always written): where its token may be sent."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{netloc}:{port}"
 
 
 def mask_token(token: str | None) -> str:
@@ -339,7 +362,7 @@ class ConnectionCheck:
 
     ok: bool
     reason: str  # ok | invalid_config | unreachable | timeout | tls | auth | maintenance | rate_limited |
-    #              server_error | not_meisai | unexpected
+    #              server_error | not_meisai | unexpected (and token_origin, set by the settings screen)
     message: str
     http_status: int | None = None
 
@@ -348,7 +371,12 @@ class ConnectionCheck:
 
 
 class MeisaiClient:
-    """One 楽楽明細 tenant: base URL + API token. Not thread-safe (one per job); close it or use ``with``."""
+    """One 楽楽明細 tenant: base URL + API token. Not thread-safe (one per job); close it or use ``with``.
+
+    ``destination`` decides which addresses it may connect to; by default the production rule (public
+    addresses only), or no address rule when ``allow_insecure_loopback`` (development and test, as the
+    emulator runs on loopback).
+    """
 
     def __init__(
         self,
@@ -356,14 +384,20 @@ class MeisaiClient:
         token: str,
         *,
         allow_insecure_loopback: bool = False,
+        destination: DestinationPolicy | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
         retry: RetryPolicy | None = None,
         log_exchange: Callable[[ExchangeLog], None] | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url, allow_insecure_loopback)
         self.api_root = self.base_url + contract.API_ROOT
+        self.origin = origin_of(self.base_url)
+        if destination is None:
+            destination = DestinationPolicy.of(restrict_addresses=not allow_insecure_loopback)
+        self.destination = destination
         token = (token or "").strip()
         if not token:
             raise MeisaiConfigError("empty API token", user_message="APIトークンを入力してください。")
@@ -376,10 +410,17 @@ class MeisaiClient:
         self._token = token
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.call_timeout = call_timeout
         self.retry = retry or RetryPolicy()
         self.log_exchange = log_exchange
         self._session = session or requests.Session()
-        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        # Identity: the size limit then counts what the server sent, and no decompression can inflate it.
+        self._session.headers.update(
+            {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"}
+        )
+        self._transport = GuardedAdapter(destination)
+        for prefix in ("https://", "http://"):
+            self._session.mount(prefix, self._transport)
 
     def __repr__(self) -> str:
         return f"MeisaiClient({self.base_url!r}, token={mask_token(self._token)!r})"
@@ -499,16 +540,22 @@ class MeisaiClient:
             if isinstance(c, dict)
         ]
 
+    def check_destination(self) -> None:
+        """An early lookup of the host for a clear error (``MeisaiDestinationError``); connecting checks again."""
+        check_destination(self.base_url, self.destination)
+
     def test_connection(self, timeout: float = 5.0) -> ConnectionCheck:
-        """接続テスト: one authenticated search, no retries, answered within about ``timeout`` seconds."""
-        saved = (self.retry, self.connect_timeout, self.read_timeout)
+        """接続テスト: one authenticated search, no retries, answered within ``timeout`` seconds."""
+        saved = (self.retry, self.connect_timeout, self.read_timeout, self.call_timeout)
         self.retry, self.connect_timeout, self.read_timeout = NO_RETRY, min(3.0, timeout), timeout
+        self.call_timeout = timeout
         try:
+            self.check_destination()
             self.search_customers(CONNECTION_TEST_KEYWORD)
         except MeisaiError as exc:
             return _connection_check_failure(exc)
         finally:
-            self.retry, self.connect_timeout, self.read_timeout = saved
+            self.retry, self.connect_timeout, self.read_timeout, self.call_timeout = saved
         return ConnectionCheck(True, "ok", "接続に成功しました。URLとAPIトークンは有効です。", 200)
 
     # --- HTTP ---------------------------------------------------------------------------------------------
@@ -566,29 +613,72 @@ class MeisaiClient:
         prepared = self._session.prepare_request(
             requests.Request(method, url, params=query, data=body, headers=headers)
         )
+        # Only the CA bundle is taken from the environment: never a proxy (see webapp.meisai.transport).
         settings = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
         # Every attempt stays inside the total budget, with a floor so a last attempt can still succeed.
-        read_timeout = min(self.read_timeout, max(1.0, deadline - time.monotonic()))
+        limit = min(self.call_timeout, max(1.0, deadline - time.monotonic()))
+        timeout = (min(self.connect_timeout, limit), min(self.read_timeout, limit))
         sent_at = datetime.now(UTC)
         started = time.perf_counter()
         response = None
+        content: bytes | None = None
         error: MeisaiError | None = None
-        try:
-            response = self._session.send(prepared, timeout=(self.connect_timeout, read_timeout), **settings)
-            content = response.content
-        except requests.exceptions.RequestException as exc:
-            error = self._transport_error(exc, method)
+        with Deadline(limit, self._transport.cut_connections) as watch:
+            try:
+                response = self._session.send(
+                    prepared, timeout=timeout, allow_redirects=False, stream=True,
+                    verify=settings["verify"], cert=settings["cert"],
+                )
+                content = self._read_answer(method, response)
+            except MeisaiError as exc:
+                error = exc
+            except requests.exceptions.RequestException as exc:
+                error = self._transport_error(exc, method)
+            finally:
+                if response is not None:
+                    response.close()
+                self._transport.sweep()
+        if watch.expired:
+            # Whatever the cut connection raised (or a body cut short), the answer did not come in time.
+            content, error = None, MeisaiConnectionError(
+                f"no complete answer within {limit:.0f} s",
+                reason="timeout",
+                outcome_unknown=method in _STATE_CHANGING,
+                user_message="楽楽明細から時間内に応答がありませんでした。",
+            )
         elapsed_ms = (time.perf_counter() - started) * 1000
         data = None
-        if response is not None:
+        if content is not None and error is None:
             try:
                 data = self._interpret(method, response.status_code, response.headers, content)
             except MeisaiError as exc:
                 error = exc
-        self._log(prepared, params, files, sent_at, response, elapsed_ms, error, attempt)
+        self._log(prepared, params, files, sent_at, response, content, elapsed_ms, error, attempt)
         if error is not None:
             raise error
         return data
+
+    def _read_answer(self, method: str, response: requests.Response) -> bytes:
+        """The body, read up to ``MAX_RESPONSE_BYTES``; a redirect's body is never read."""
+        status = response.status_code
+        if 300 <= status < 400:
+            raise MeisaiRedirectError(f"HTTP {status} redirect, not followed", http_status=status)
+        too_large = MeisaiResponseTooLarge(
+            f"answer longer than {MAX_RESPONSE_BYTES} bytes",
+            http_status=status,
+            # A 2xx to a POST may mean an accepted import whose ID could not be read.
+            outcome_unknown=method in _STATE_CHANGING and 200 <= status < 300,
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+            raise too_large
+        chunks, size = [], 0
+        for chunk in response.iter_content(_READ_CHUNK):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _transport_error(self, exc: requests.exceptions.RequestException, method: str) -> MeisaiError:
         """Classify a failure without an HTTP answer; decide whether the request could have been accepted."""
@@ -611,6 +701,8 @@ class MeisaiClient:
             )
         if isinstance(exc, requests.exceptions.ConnectionError):
             cause = exc.args[0] if exc.args else None
+            if isinstance(cause, MaxRetryError) and isinstance(cause.reason, DestinationRefused):
+                return MeisaiDestinationError(cause.reason.host, cause.reason.address)
             if isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError):
                 # DNS failure or refused connection: nothing was sent.
                 return MeisaiConnectionError(
@@ -682,13 +774,13 @@ class MeisaiClient:
             )
         raise MeisaiProtocolError(f"unexpected answer (HTTP {status}, not JSON)", **common)
 
-    def _log(self, prepared, params, files, sent_at, response, elapsed_ms, error, attempt) -> None:
+    def _log(self, prepared, params, files, sent_at, response, content, elapsed_ms, error, attempt) -> None:
         text = None
         truncated = False
-        if response is not None:
+        if response is not None and content is not None:
             # The API speaks UTF-8; only trust another charset when the server names it.
             declared = "charset=" in response.headers.get("Content-Type", "").lower()
-            text = response.content.decode(
+            text = content.decode(
                 (response.encoding if declared else None) or "utf-8", errors="replace"
             )
             # Defence in depth: never store the token even if a server echoed it back.

@@ -97,6 +97,26 @@ class MeisaiUrlError(MeisaiConfigError):
     default_user_message = "URLが正しくありません。"
 
 
+class MeisaiRedirectError(MeisaiConfigError):
+    """A 3xx answer: never followed (the token would go to wherever it points), its body never kept."""
+
+    default_user_message = "楽楽明細のURLから別の場所へ転送されました。URLを確認してください。"
+
+
+class MeisaiDestinationError(MeisaiConfigError):
+    """The URL's host is, or connected to, an internal address (loopback, private, link-local …): nothing sent."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self.host = host
+        self.address = address
+        super().__init__(
+            f"refused to send to {host} at internal address {address}",
+            user_message=f"楽楽明細のURLのホスト（{host}）が社内ネットワークなどの内部アドレス（{address}）を指しているため、"
+            "接続しませんでした。URLを確認してください（プロキシ経由の楽楽明細は、管理者が MEISAI_ALLOWED_HOSTS "
+            "でホストを許可できます）。",
+        )
+
+
 class MeisaiCsvEncodingError(MeisaiError):
     """A value cannot be written in Windows-31J (cp932); it would otherwise become a silent ``?``."""
 
@@ -188,6 +208,12 @@ class MeisaiProtocolError(MeisaiError):
     """The answer is not what the API sends (e.g. an HTML 404: the URL is not a 楽楽明細 API)."""
 
     default_user_message = "楽楽明細のAPIから想定外の応答がありました。URLを確認してください。"
+
+
+class MeisaiResponseTooLarge(MeisaiProtocolError):
+    """The answer is longer than the client reads (an API answer is small JSON): it was not read to the end."""
+
+    default_user_message = "楽楽明細のURLから想定より大きな応答が返りました。URLを確認してください。"
 
 
 class MeisaiImportTimeout(MeisaiError):

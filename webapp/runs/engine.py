@@ -29,7 +29,7 @@ from ..integrations.models import (
     DataKind,
     IntegrationSetting,
 )
-from ..integrations.operations import allow_insecure_loopback, token_of
+from ..integrations.operations import TokenOriginChanged, client_for, token_of
 from ..meisai import contract
 from ..meisai.client import (
     CustomerImportParams,
@@ -42,6 +42,7 @@ from ..meisai.client import (
 )
 from ..meisai.errors import (
     MeisaiAuthError,
+    MeisaiConfigError,
     MeisaiError,
     MeisaiFileError,
     MeisaiImportTimeout,
@@ -56,8 +57,10 @@ from .outcome import STOPPED_NOTE, explain_refusal, run_summary, whole_file_reje
 
 log = logging.getLogger(__name__)
 
-# These refusals would repeat for every call of the run: stop instead of sending the rest.
-STOPPING_ERRORS = (MeisaiAuthError, MeisaiParamError, MeisaiNotFound, MeisaiFileError, MeisaiLimitError)
+# These refusals would repeat for every call of the run: stop instead of sending the rest (a redirect or an
+# internal address is a MeisaiConfigError).
+STOPPING_ERRORS = (MeisaiAuthError, MeisaiParamError, MeisaiNotFound, MeisaiFileError, MeisaiLimitError,
+                   MeisaiConfigError)
 
 
 class RunTakenOver(Exception):
@@ -100,6 +103,10 @@ def _execute(run: Run) -> str:
     log.info("run %s: started (setting %s, %s records)", run.id, setting.id, run.record_count)
     try:
         token = token_of(setting)
+    except TokenOriginChanged:
+        _abort_unsent(run, "楽楽明細連携設定のURLの接続先が、APIトークンを入力したときと異なります。"
+                           "楽楽明細連携設定でAPIトークンを入力し直してください。")
+        return _finish(run, setting)
     except TokenUnreadable:
         _abort_unsent(run, "APIトークンを読み取れません(暗号化キーが変わった可能性があります)。楽楽明細連携設定でAPIトークンを再入力してください。")
         return _finish(run, setting)
@@ -111,10 +118,15 @@ def _execute(run: Run) -> str:
         _beat(run)
 
     config = current_app.config
-    client = MeisaiClient(
-        setting.base_url, token, allow_insecure_loopback=allow_insecure_loopback(), log_exchange=log_exchange,
-        retry=RetryPolicy(base_delay=config["RUN_RETRY_BASE_DELAY"], total_time=config["RUN_RETRY_TOTAL_SECONDS"]),
-    )
+    try:
+        client = client_for(
+            setting.base_url, token, log_exchange=log_exchange,
+            retry=RetryPolicy(base_delay=config["RUN_RETRY_BASE_DELAY"], total_time=config["RUN_RETRY_TOTAL_SECONDS"]),
+        )
+    except MeisaiConfigError as exc:
+        # E.g. an http:// URL saved in development, now run in production: nothing can be sent.
+        _abort_unsent(run, exc.user_message)
+        return _finish(run, setting)
     with client:
         if not run.calls:
             _plan(run, setting)
