@@ -138,7 +138,7 @@ def test_codes_of_runs_made_before_the_upgrade_are_filled_in(app, demo, signin):
         assert len(before) == 30
         db.session.remove()
         stamp()
-        downgrade(revision="0006")
+        downgrade(revision="0007")
         upgrade()
         after = set(db.session.execute(select(SentCustomerCode.base_url, SentCustomerCode.code)).all())
         assert after == before

@@ -3,8 +3,8 @@
 Filled from the runs made before this version: the 顧客コード that the imported records (run_records 'ok') hold
 now, read through the run's CSV columns (the sent files are not read here).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 20:10:00
 
 """
@@ -16,8 +16,8 @@ from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
