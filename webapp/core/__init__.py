@@ -5,6 +5,7 @@ core imports no feature module (an import-linter contract, see pyproject.toml): 
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, render_template, request
@@ -38,6 +39,16 @@ ERROR_DEFAULT_MESSAGES = {
     429: "短い時間に操作が集中したため、受け付けを一時停止しています。しばらく待ってからお試しください。",
     500: "処理中に問題が発生しました。時間をおいて再度お試しください。解決しない場合は管理者に連絡してください。",
 }
+
+
+def pretty_json(value: object) -> str:
+    """JSON as people read it: indented, Japanese as it is (no \\u escapes). A text that is not JSON stays as is."""
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def is_htmx() -> bool:
@@ -75,6 +86,7 @@ def register_core(app: Flask) -> None:
         return render_error(500)
 
     app.add_template_filter(format_local, "localtime")
+    app.add_template_filter(pretty_json, "pretty_json")
     app.add_template_global(refresh_attrs, "refresh_attrs")
 
     @app.context_processor

@@ -29,8 +29,14 @@ def to_local(moment: datetime) -> datetime:
     return as_utc(moment).astimezone(local_tz())
 
 
-def format_local(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-    """An instant (stored in UTC) in the configured time zone, as people read it (the `localtime` filter)."""
-    if value is None:
+def format_local(value: datetime | str | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    """An instant (stored in UTC, or an ISO text of one, as in the JSON of a run's calls) in the configured
+    time zone, as people read it (the `localtime` filter); "%Z" in `fmt` names the zone (JST)."""
+    if not value:
         return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     return to_local(value).strftime(fmt)

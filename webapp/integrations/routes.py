@@ -120,10 +120,10 @@ def setting_connection_test(database_id: int):
     database = get_database(database_id)
     setting_id = request.form.get("setting_id", type=int)
     setting = get_setting(database, setting_id) if setting_id else None
-    check = settings_connection_test(request.form.get("url", ""), request.form.get("token", ""), setting,
-                                     label=request.form.get("name", ""))
+    check, origin = settings_connection_test(request.form.get("url", ""), request.form.get("token", ""), setting,
+                                             label=request.form.get("name", ""))
     db.session.commit()  # the 監査ログ entry of the test
-    result = {"ok": check.ok, "message": check.message}
+    result = {"ok": check.ok, "message": check.message, "origin": origin}
     return render_template("integrations/_connection_result.html", result=result)
 
 

@@ -116,7 +116,12 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+JAPAN_TIME_ZONE = "Asia/Tokyo"
+
+
 def tz_label(tz: ZoneInfo) -> str:
-    """Shown next to every time field, e.g. "Asia/Tokyo (UTC+09:00)"."""
+    """Shown next to every time field: "日本時間 (Asia/Tokyo)", or the configured zone's name with its offset."""
+    if tz.key == JAPAN_TIME_ZONE:
+        return f"日本時間 ({JAPAN_TIME_ZONE})"
     offset = datetime.now(tz).strftime("%z")
     return f"{tz.key} (UTC{offset[:3]}:{offset[3:]})"
