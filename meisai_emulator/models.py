@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -93,6 +94,11 @@ class Faults(Base):
     rate_window_s: Mapped[float] = mapped_column(Float, default=60.0)
     import_delay_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # None → server default
     state_latency_ms: Mapped[int] = mapped_column(Integer, default=0)  # extra, on state calls only
+    # Count-based: the next `next_count` API requests matching `next_on` get `next_fault`; each one spends one.
+    next_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_fault: Mapped[str] = mapped_column(String(20), default="maintenance", server_default=text("'maintenance'"))
+    next_on: Mapped[str] = mapped_column(String(10), default="any", server_default=text("'any'"))  # any | import | state
+    next_slow_ms: Mapped[int] = mapped_column(Integer, default=20_000, server_default="20000")  # for next_fault=slow
 
 
 class Import(Base):

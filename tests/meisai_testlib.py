@@ -55,6 +55,10 @@ class EmulatorServer:
     def set_faults(self, **knobs) -> dict:
         return self.admin("POST", f"tenants/{self.account}/faults", knobs)
 
+    def faults(self) -> dict:
+        """The knobs as they stand (``next_count`` falls as requests spend the count-based knob)."""
+        return self.admin("GET", f"tenants/{self.account}/faults")
+
     def reset_faults(self) -> dict:
         return self.admin("POST", f"tenants/{self.account}/faults", {"reset": True})
 
