@@ -42,7 +42,7 @@ def test_login_form_without_csrf_token_is_refused(client, users):
     assert "再読み込み" in response.get_data(as_text=True)
 
 
-def test_logout_is_a_post_and_ends_the_session(login):
+def test_logout_is_a_post_and_ends_the_session(users, login):
     admin = login("admin")
     assert admin.get("/logout").status_code == 405
     assert admin.post("/logout").status_code == 302

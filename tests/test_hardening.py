@@ -85,7 +85,7 @@ def test_session_expires_after_the_configured_idle_time(app, users):
         ("password123", "よく使われるパスワード"),
     ],
 )
-def test_new_user_password_rules(app, login, password, message):
+def test_new_user_password_rules(app, users, login, password, message):
     from webapp.auth.models import User
     from webapp.extensions import db
 
@@ -97,7 +97,7 @@ def test_new_user_password_rules(app, login, password, message):
         assert db.session.query(User).filter_by(username="tanaka").count() == 0
 
 
-def test_a_good_password_creates_the_user(app, login):
+def test_a_good_password_creates_the_user(app, users, login):
     response = login("admin").post("/admin/users/new", data={
         "username": "tanaka", "display_name": "田中", "password": "Sakura-2026-blue", "password_confirm": "Sakura-2026-blue"})
     assert response.status_code == 302

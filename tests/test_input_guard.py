@@ -147,15 +147,15 @@ def ids_of(app) -> dict[str, int]:
 
 
 @pytest.fixture
-def installed(app, demo, signin):
+def installed(app, demo, login):
     """The demo installation with one finished run, and the administrator signed in."""
-    user = signin("user")
+    user = login("user")
     response = user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={},
                          headers={"HX-Request": "true", "HX-Target": "run-dialog"})
     assert response.status_code == 200
     with app.app_context():
         assert execute(latest_run().id).status == "completed"
-    return signin("admin")
+    return login("admin")
 
 
 def int_rules(app):
@@ -311,8 +311,8 @@ def test_every_input_of_every_form_refuses_a_nul_and_saves_nothing(app, installe
     assert len(checked) > 70  # the pages' forms were found
 
 
-def test_run_dialog_refuses_control_characters_in_its_memo_and_search(app, demo, signin):
-    user = signin("user")
+def test_run_dialog_refuses_control_characters_in_its_memo_and_search(app, demo, login):
+    user = login("user")
     url = run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run")
     before = database_state(app)
     for data in ({"memo": "11月\x00"}, {"memo": "11月\r\n分"}, {"q": "C0\x00"}):
@@ -325,7 +325,7 @@ def test_run_dialog_refuses_control_characters_in_its_memo_and_search(app, demo,
     assert database_state(app) == before
 
 
-def test_a_record_stored_with_a_control_character_before_is_left_out_of_a_run_and_reported(app, demo, signin):
+def test_a_record_stored_with_a_control_character_before_is_left_out_of_a_run_and_reported(app, demo, login):
     """Data from before the rule (a vertical tab pasted from Word; on SQLite even a NUL) is never sent: 楽楽明細
     would refuse the whole file for it."""
     from run_helpers import field_named, records_of
@@ -338,7 +338,7 @@ def test_a_record_stored_with_a_control_character_before_is_left_out_of_a_run_an
         first.data = {**first.data, key: "株式会社\x0b青葉"}
         db.session.commit()
         first_id = first.id
-    user = signin("user")
+    user = login("user")
     response = user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={},
                          headers={"HX-Request": "true", "HX-Target": "run-dialog"})
     assert response.status_code == 200
@@ -455,7 +455,7 @@ def test_a_mail_that_cannot_be_sent_is_marked_failed_not_left_pending(app):
         assert stored.status == "failed" and stored.error
 
 
-def test_a_setting_named_with_a_line_break_before_still_gets_its_report_mail(app, demo, signin, smtp_server):
+def test_a_setting_named_with_a_line_break_before_still_gets_its_report_mail(app, demo, login, smtp_server):
     """A name stored before CR/LF was refused left the run's report mail pending for ever."""
     from webapp.mail.models import OutboxMail
 
@@ -464,7 +464,7 @@ def test_a_setting_named_with_a_line_break_before_still_gets_its_report_mail(app
         setting.name = "顧客を連携\r\nBcc: x@example.com"
         db.session.commit()
         menu_id, setting_id = menu_named(CUSTOMER_MENU).id, setting.id
-    response = signin("user").post(f"/menus/{menu_id}/integrations/{setting_id}/run", data={},
+    response = login("user").post(f"/menus/{menu_id}/integrations/{setting_id}/run", data={},
                                    headers={"HX-Request": "true", "HX-Target": "run-dialog"})
     assert response.status_code == 200
     with app.app_context():

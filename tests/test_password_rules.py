@@ -20,7 +20,7 @@ def post_new_user(admin, password, **extra):
                                                 "password_confirm": password, **extra})
 
 
-def test_the_rules_stand_next_to_the_password_field_before_submitting(login):
+def test_the_rules_stand_next_to_the_password_field_before_submitting(users, login):
     html = login("admin").get("/admin/users/new").get_data(as_text=True)
     assert 'id="password-help"' in html and PASSWORD_RULES in html
     field = re.search(r'<input[^>]*id="password"[^>]*>', html).group(0)
@@ -28,7 +28,7 @@ def test_the_rules_stand_next_to_the_password_field_before_submitting(login):
 
 
 @pytest.mark.parametrize("password", ["qwerty123456", "abcdefgh1234", "Password2026", "tanaka19870401"])
-def test_guessable_passwords_the_old_rules_let_through_are_refused(app, login, password):
+def test_guessable_passwords_the_old_rules_let_through_are_refused(app, users, login, password):
     from webapp.auth.models import User
     from webapp.extensions import db
 
@@ -40,7 +40,7 @@ def test_guessable_passwords_the_old_rules_let_through_are_refused(app, login, p
         assert db.session.query(User).filter_by(username="tanaka").count() == 0
 
 
-def test_each_failed_rule_is_said_once(login):
+def test_each_failed_rule_is_said_once(users, login):
     response = post_new_user(login("admin"), "short1")
     errors = errors_of(response.get_data(as_text=True))
     assert len(errors) == len(set(errors)), errors

@@ -156,7 +156,7 @@ def _proc_state(pid: int) -> str:
         return "Z"
 
 
-def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resending(app, demo, signin):
+def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resending(app, demo, login):
     with app.app_context():
         add_customers(10_005 - 30)  # two calls: 10,000 + 5 rows
     demo.set_faults(state_latency_ms=20_000)  # the worker will be inside a poll of call 1
@@ -189,7 +189,7 @@ def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resendin
         run = db.session.get(Run, run_id)
         assert run.status == RunStatus.INTERRUPTED and "再実行" in run.error_message
         assert [c.status for c in run.calls] == [CallStatus.ACCEPTED, CallStatus.PLANNED]
-    user = signin("admin")
+    user = login("admin")
     page = user.get(f"/runs/{run_id}").get_data(as_text=True)
     assert "中断" in page and "再実行" in page
     assert user.post(f"/runs/{run_id}/rerun").status_code == 302

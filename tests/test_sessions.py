@@ -31,7 +31,7 @@ def assert_login_page(response):
     assert response.status_code == 302 and "/login" in response.location
 
 
-def test_a_cookie_copied_before_logout_gets_the_login_page_afterwards(app, login):
+def test_a_cookie_copied_before_logout_gets_the_login_page_afterwards(app, users, login):
     plain = login("plain")
     copied = session_cookie(plain.client)
     assert replay(app, copied).status_code == 200  # the copy really is a working login
@@ -40,7 +40,7 @@ def test_a_cookie_copied_before_logout_gets_the_login_page_afterwards(app, login
     assert_login_page(plain.get("/"))
 
 
-def test_logout_ends_only_that_session(app, login):
+def test_logout_ends_only_that_session(app, users, login):
     office, laptop = login("plain"), login("plain")
     office.post("/logout")
     assert laptop.get("/").status_code == 200
@@ -56,7 +56,7 @@ def test_a_login_gets_a_new_session_id(app, users):
     assert_login_page(replay(app, before))
 
 
-def test_the_cookie_holds_only_a_random_id_and_the_session_lives_in_redis(app, login):
+def test_the_cookie_holds_only_a_random_id_and_the_session_lives_in_redis(app, users, login):
     from redis import Redis
 
     plain = login("plain")
@@ -66,7 +66,7 @@ def test_the_cookie_holds_only_a_random_id_and_the_session_lives_in_redis(app, l
     assert Redis.from_url(app.config["REDIS_URL"]).ttl(prefix + value) > 0
 
 
-def test_a_password_change_ends_every_session_of_the_user(app, login):
+def test_a_password_change_ends_every_session_of_the_user(app, users, login):
     from webapp.auth.operations import change_password
 
     office, laptop, other = login("plain"), login("plain"), login("editor")
@@ -89,7 +89,7 @@ def office_user_id(app) -> int:
         return db.session.execute(db.select(User.id).filter_by(username="plain")).scalar_one()
 
 
-def test_set_password_command_ends_the_sessions_and_shows_the_rules(app, login):
+def test_set_password_command_ends_the_sessions_and_shows_the_rules(app, users, login):
     plain = login("plain")
     copied = session_cookie(plain.client)
     runner = app.test_cli_runner()
@@ -101,7 +101,7 @@ def test_set_password_command_ends_the_sessions_and_shows_the_rules(app, login):
     assert runner.invoke(args=["set-password", "nobody"], input="Kobe-harbour-2027\nKobe-harbour-2027\n").exit_code != 0
 
 
-def test_deactivation_ends_sessions_through_the_revoke_mechanism(app, login):
+def test_deactivation_ends_sessions_through_the_revoke_mechanism(app, users, login):
     """User management (deactivation) comes later; it calls revoke_sessions, and an inactive user is never
     loaded from a session even without it."""
     from webapp.auth.sessions import revoke_sessions
@@ -120,7 +120,7 @@ def test_deactivation_ends_sessions_through_the_revoke_mechanism(app, login):
     assert_login_page(replay(app, editor_cookie))
 
 
-def test_administrator_ends_all_sessions_of_a_user(app, login):
+def test_administrator_ends_all_sessions_of_a_user(app, users, login):
     from webapp.core.audit import AuditEntry
 
     office, laptop = login("plain"), login("plain")
@@ -142,7 +142,7 @@ def test_administrator_ends_all_sessions_of_a_user(app, login):
     assert LoggedInClient(app.test_client(), "plain").get("/").status_code == 200
 
 
-def test_ending_all_sessions_needs_an_administrator_and_a_csrf_token(app, login):
+def test_ending_all_sessions_needs_an_administrator_and_a_csrf_token(app, users, login):
     user_id = office_user_id(app)
     editor = login("editor")
     assert editor.post(f"/admin/permissions/{user_id}/end-sessions").status_code == 403
@@ -154,7 +154,7 @@ def test_ending_all_sessions_needs_an_administrator_and_a_csrf_token(app, login)
         assert db.session.get(User, user_id).session_version == 0
 
 
-def test_an_administrator_ending_their_own_sessions_is_logged_out(app, login):
+def test_an_administrator_ending_their_own_sessions_is_logged_out(app, users, login):
     admin = login("admin")
     admin_id = db_id(app, "admin")
     response = admin.post(f"/admin/permissions/{admin_id}/end-sessions")

@@ -371,7 +371,7 @@ def test_a_disabled_timer_never_fires_and_switching_it_on_does_not_fire_the_past
 # ---- timer runs are ordinary runs ------------------------------------------------------------------------------
 
 
-def test_timer_run_is_an_ordinary_run_with_timer_as_executor_and_mail_to_administrators(app, demo, signin,
+def test_timer_run_is_an_ordinary_run_with_timer_as_executor_and_mail_to_administrators(app, demo, login,
                                                                                          smtp_server):
     from run_helpers import (
         CUSTOMER_MENU,
@@ -394,7 +394,7 @@ def test_timer_run_is_an_ordinary_run_with_timer_as_executor_and_mail_to_adminis
         status = field_named("顧客", "連携ステータス")
         assert all(record.data[status.key] == "連携済" for record in records_of("顧客"))
     assert [mail["to"] for mail in smtp_server.messages] == [["admin@example.co.jp"]]
-    listing = signin("admin").get(f"/menus/{menu_id}/runs").get_data(as_text=True)
+    listing = login("admin").get(f"/menus/{menu_id}/runs").get_data(as_text=True)
     assert "タイマー" in listing and "完了" in listing
 
 
