@@ -7,12 +7,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from meisai_testlib import customer_csv, customer_rows, free_port, report_csv, report_row, start_emulator
+from helpers import free_port, stop_process, wait_until
+from meisai_testlib import customer_csv, customer_rows, report_csv, report_row, start_emulator
 
 from webapp.meisai import contract
 
@@ -36,17 +36,15 @@ def csv_file(data: bytes):
 
 
 def wait_done(emulator, kind: str, import_id: int) -> dict:
-    deadline = time.monotonic() + 10
-    while True:
+    def finished():
         body = requests.get(
             f"{emulator.base_url}api/v1/{kind}/imports/{import_id}/state",
             headers={contract.TOKEN_HEADER: emulator.token},
             timeout=5,
         ).json()
-        if body["processStatus"] != "active":
-            return body
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        return body if body["processStatus"] != "active" else None
+
+    return wait_until(finished, timeout=10, message=f"import {import_id} stayed active")
 
 
 def test_success_and_state_answers_have_the_documented_shape(emulator):
@@ -350,17 +348,16 @@ def test_imports_accepted_before_a_restart_are_finished_after_it(tmp_path):
     stop()
 
     _, root_url, stop = start_emulator(data_dir, import_delay=0)
+    def finished():
+        state = requests.get(
+            f"{root_url}demo/api/v1/customers/imports/{import_id}/state",
+            headers={contract.TOKEN_HEADER: "restart-token-0123456789"},
+            timeout=5,
+        ).json()
+        return state if state["processStatus"] != "active" else None
+
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            state = requests.get(
-                f"{root_url}demo/api/v1/customers/imports/{import_id}/state",
-                headers={contract.TOKEN_HEADER: "restart-token-0123456789"},
-                timeout=5,
-            ).json()
-            if state["processStatus"] != "active" or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        state = wait_until(finished, timeout=10, message="the import stayed active after the restart")
     finally:
         stop()
     assert (state["processStatus"], state["total"]) == ("complete", 2)
@@ -399,8 +396,7 @@ def test_the_readme_command_starts_a_demo_tenant_with_the_configured_token(tmp_p
             timeout=5,
         )
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
     assert f"http://127.0.0.1:{port}/demo/" in banner
     assert "demo-token-from-env-1234" in banner
     assert answer.status_code == 200
