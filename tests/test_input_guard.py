@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import browser_login
 from run_helpers import (
     CUSTOMER_MENU,
     CUSTOMER_SETTING,
@@ -544,14 +545,6 @@ def test_a_crafted_path_cannot_forge_a_request_log_line(client, users, caplog):
 # ---- in the browser ----------------------------------------------------------------------------------------
 
 
-def browser_log_in(page, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name="ログイン").click()
-    page.get_by_role("complementary", name="左パネル").wait_for()
-
-
 def screenshots(page, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     for width, height in ((1366, 900), (390, 844)):
@@ -563,7 +556,7 @@ def screenshots(page, name: str) -> None:
 def test_pasted_tab_in_a_record_field_is_shown_on_the_field_and_the_input_is_kept(page, live_server, sample):
     from playwright.sync_api import expect
 
-    browser_log_in(page, live_server, "editor", "Osaka-pass-2026")
+    browser_login(page, live_server, "editor")
     page.goto(f"{live_server}/dbs/{sample['database']}/records/new")
     number = page.get_by_label("請求番号")
     number.fill("INV-0100\t2")  # a cell pasted from Excel with its neighbour
@@ -586,7 +579,7 @@ def test_pasted_tab_in_a_record_field_is_shown_on_the_field_and_the_input_is_kep
 def test_a_search_with_a_tab_says_why_in_the_toast(page, live_server, sample):
     from playwright.sync_api import expect
 
-    browser_log_in(page, live_server, "plain", "Nagoya-pass-2026")
+    browser_login(page, live_server, "plain")
     page.goto(f"{live_server}/menus/{sample['menu']}")
     page.locator("#keyword").fill("INV\t0001")
     page.locator("#keyword").press("Enter")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import browser_login
 
 from webapp.auth.passwords import PASSWORD_RULES, password_problems
 
@@ -88,10 +89,7 @@ def test_create_admin_prompt_shows_the_rules_and_refuses_a_guessable_password(ap
 @pytest.mark.browser
 def test_a_person_sees_the_rules_types_a_weak_password_then_a_strong_one(app, users, live_server, page, tmp_path):
     page.set_viewport_size({"width": 1366, "height": 900})
-    page.goto(f"{live_server}/login")
-    page.get_by_label("ユーザ名").fill("admin")
-    page.get_by_label("パスワード").fill("Tokyo-pass-2026")
-    page.get_by_role("button", name="ログイン").click()
+    browser_login(page, live_server, "admin")
     page.goto(f"{live_server}/admin/users/new")
     password = page.locator("#password")
     # The rules are announced with the field (aria-describedby) before anything is typed.
