@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         "--state-latency-ms", type=int, dest="state_latency_ms", help="extra delay on state calls"
     )
     faults.add_argument(
+        "--refuse-csv-encoding", type=int, choices=(0, 1), dest="refuse_csv_encoding",
+        help="1 = answer every CSV as not Windows-31J (E_FILE_ENCODING)",
+    )
+    faults.add_argument(
         "--next-count", type=int, dest="next_count",
         help="count-based: the next N API requests (see --next-on) answer --next-fault, then it is spent",
     )

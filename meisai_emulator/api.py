@@ -32,6 +32,7 @@ from .validation import (
     ReceivedFile,
     check_size,
     decode_csv,
+    encoding_refusal,
     parse_csv,
     read_pdf_zip,
     validate_customer_params,
@@ -229,13 +230,15 @@ def _read_files(max_files: int) -> list[ReceivedFile]:
     return uploads
 
 
-def _check_csv(upload: ReceivedFile, skip_first: int) -> None:
+def _check_csv(upload: ReceivedFile, skip_first: int, faults: FaultSettings) -> None:
     if upload.looks_like_zip:
         raise ApiError(
             contract.E_FILE,
             "CSVファイルを指定してください。",
             [param_error(upload.part, "ZIPではなくCSVが必要です。", upload.filename)],
         )
+    if faults.refuse_csv_encoding:
+        raise encoding_refusal(upload, "Windows-31J として読めません。")
     parse_csv(upload, decode_csv(upload), skip_first)
 
 
@@ -307,7 +310,7 @@ def import_customers(account: str):
         )
     effective.update(settingId=fmt.setting_id, columns=list(fmt.columns))
     uploads = _read_files(max_files=1)
-    _check_csv(uploads[0], effective["skipFirst"])
+    _check_csv(uploads[0], effective["skipFirst"], faults)
     return _accept(tenant, "customers", raw, effective, "csv", uploads, faults)
 
 
@@ -368,7 +371,7 @@ def import_reports(account: str):
             )
         mode = "pdf"
         if len(uploads) == 2:
-            _check_csv(uploads[1], effective["skipFirst"])
+            _check_csv(uploads[1], effective["skipFirst"], faults)
             mode = "pdf+csv"
     else:
         if len(uploads) > 1:
@@ -377,7 +380,7 @@ def import_reports(account: str):
                 "CSVと一緒に送るZIPは files[0] に、CSVは files[1] に指定してください。",
                 [param_error("files[1]", "想定外のファイルです。", uploads[1].filename)],
             )
-        _check_csv(first, effective["skipFirst"])
+        _check_csv(first, effective["skipFirst"], faults)
         mode = "csv"
     return _accept(tenant, "reports", raw, effective, mode, uploads, faults)
 

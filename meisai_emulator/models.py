@@ -94,6 +94,8 @@ class Faults(Base):
     rate_window_s: Mapped[float] = mapped_column(Float, default=60.0)
     import_delay_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # None → server default
     state_latency_ms: Mapped[int] = mapped_column(Integer, default=0)  # extra, on state calls only
+    # Every CSV is answered as not Windows-31J (E_FILE / E_FILE_ENCODING), as for a file 楽楽明細 cannot read.
+    refuse_csv_encoding: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Count-based: the next `next_count` API requests matching `next_on` get `next_fault`; each one spends one.
     next_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_fault: Mapped[str] = mapped_column(String(20), default="maintenance", server_default=text("'maintenance'"))

@@ -149,7 +149,7 @@ def _csv_rows(upload: ReceivedFile, skip_first: int) -> list[tuple[int, list[str
 def _row_values(columns: list[str], cells: list[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Cells mapped to attributes by position, and the row's problems as (attribute, message)."""
     if len(cells) != len(columns):
-        return {}, [("", f"列数（{len(cells)}）が取込設定の列数（{len(columns)}）と一致しません。")]
+        return {}, [("", contract.COLUMN_COUNT_ROW_ERROR.format(sent=len(cells), expected=len(columns)))]
     values = {
         attr: cell.strip() for attr, cell in zip(columns, cells, strict=True) if attr != contract.SKIP_COLUMN
     }

@@ -132,6 +132,7 @@ class FaultSettings:
     rate_window_s: float = 60.0
     import_delay_s: float | None = None
     state_latency_ms: int = 0
+    refuse_csv_encoding: bool = False
     next_count: int = 0
     next_fault: str = "maintenance"
     next_on: str = "any"
@@ -215,6 +216,10 @@ def _fault_value(name: str, value):
             if status not in FAILURE_STATUSES:
                 raise ValueError
             return status
+        if name == "refuse_csv_encoding":
+            if value in (True, False, 0, 1, "0", "1", "true", "false"):
+                return value in (True, 1, "1", "true")
+            raise ValueError
         if name in ("latency_ms", "rate_limit", "state_latency_ms", "next_count", "next_slow_ms"):
             return _non_negative(int(value))
         if name == "rate_window_s":

@@ -200,16 +200,21 @@ def check_size(upload: ReceivedFile) -> None:
         )
 
 
+def encoding_refusal(upload: ReceivedFile, why: str) -> ApiError:
+    """E_FILE for a CSV that is not read as Windows-31J (also the ``refuse_csv_encoding`` fault knob)."""
+    return ApiError(
+        contract.E_FILE,
+        "CSVファイルの文字コードがWindows-31J(Shift_JIS)ではありません。",
+        [param_error(upload.part, why, upload.filename, contract.E_FILE_ENCODING)],
+    )
+
+
 def decode_csv(upload: ReceivedFile) -> str:
     """The text of a Windows-31J CSV; anything else (UTF-8, UTF-16, binary) is E_FILE."""
     data = upload.data
 
     def refuse(why: str):
-        return ApiError(
-            contract.E_FILE,
-            "CSVファイルの文字コードがWindows-31J(Shift_JIS)ではありません。",
-            [param_error(upload.part, why, upload.filename, "E_FILE_ENCODING")],
-        )
+        return encoding_refusal(upload, why)
 
     if data.startswith(b"\xef\xbb\xbf"):
         raise refuse("UTF-8 (BOM付き) のファイルです。")
@@ -238,7 +243,7 @@ def parse_csv(upload: ReceivedFile, text: str, skip_first: int) -> list[tuple[in
         raise ApiError(
             contract.E_FILE,
             "CSVファイルの形式が正しくありません。",
-            [param_error(upload.part, str(exc), upload.filename, "E_FILE_FORMAT")],
+            [param_error(upload.part, str(exc), upload.filename, contract.E_FILE_FORMAT)],
         ) from None
     numbered = [(number, record) for number, record in enumerate(records, start=1) if record]
     rows = numbered[1:] if skip_first and numbered else numbered

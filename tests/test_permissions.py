@@ -129,6 +129,7 @@ ROUTES = [
     Case("GET", "timers.timer_settings", SETTING + "/timer", INTEGRATION, 200),
     Case("POST", "timers.timer_settings", SETTING + "/timer", INTEGRATION, 200, {"action": "refresh"},
          note="form refresh"),
+    Case("POST", "timers.timer_run_now", SETTING + "/timer/run-now", INTEGRATION, 302, note="今すぐ実行"),
     Case("GET", "integrations.menu_integration_settings", INV + "/menus/{invoice_menu}/integrations", INTEGRATION, 200),
     Case("POST", "integrations.menu_integration_settings", INV + "/menus/{invoice_menu}/integrations", INTEGRATION,
          200, {"action": "add_setting"}),

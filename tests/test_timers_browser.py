@@ -44,7 +44,7 @@ def test_configure_a_weekly_timer_and_see_its_next_run_times(page, live_server, 
     form.get_by_label("毎週").check()  # htmx redraws the form with the weekdays
     form.get_by_label("月", exact=True).check()
     form.get_by_label("木", exact=True).check()
-    expect(form).to_contain_text("Asia/Tokyo (UTC+09:00)")
+    expect(form).to_contain_text("日本時間 (Asia/Tokyo)")
     page.locator("#at_time").fill("09:30")
     form.get_by_role("button", name="確定").click()
 

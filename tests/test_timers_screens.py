@@ -58,7 +58,7 @@ def next_run_items(html: str) -> list[str]:
 def test_weekly_timer_saved_shows_the_next_five_run_times(app, login, urls):
     editor = login("editor")
     page = editor.get(urls["timer"]).get_data(as_text=True)
-    assert "タイマーはまだ設定されていません" in page and "Asia/Tokyo (UTC+09:00)" in page
+    assert "タイマーはまだ設定されていません" in page and "日本時間 (Asia/Tokyo)" in page
     response = editor.post(urls["timer"], data=form(kind="weekly", weekdays=["0", "3"], at_time="09:30"))
     assert response.status_code == 302
     page = editor.get(response.headers["Location"]).get_data(as_text=True)

@@ -44,3 +44,26 @@ def test_a_new_host_needs_the_token_typed_again(page, live_server, sample, setti
     page.fill("#token", "tok-NEW-TENANT-0123456789abcdef")
     page.get_by_role("button", name="確定").click()
     expect(page.locator(".flash-success")).to_contain_text("楽楽明細連携設定「顧客を送る」を保存しました")
+
+
+def test_the_connection_test_answer_survives_the_re_render_of_leaving_the_url_field(page, live_server, sample,
+                                                                                   setting_id):
+    """Typing a URL and clicking 接続テスト at once fires two requests: the re-render of leaving the URL field and
+    the test. The re-render is held here until the answer is shown, then let through: the answer must stay."""
+    browser_login(page, live_server, "editor")
+    edit_url = f"{live_server}/dbs/{sample['database']}/integrations/{setting_id}/edit"
+    page.goto(edit_url)
+    held = []
+    page.route(edit_url, lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
+
+    page.fill("#url", "https://other-tenant.example.com/acme/")
+    page.get_by_role("button", name="接続テスト").click()  # the click leaves the URL field: a re-render starts
+    result = page.locator("#connection-result")
+    expect(result).to_contain_text(ORIGIN_CHANGED)
+    expect(result).to_contain_text("https://other-tenant.example.com")
+    assert len(held) == 1
+    with page.expect_response(lambda r: r.url == edit_url and r.request.method == "POST"):
+        held.pop().continue_()
+    page.unroute(edit_url)
+    expect(page.locator("#url")).to_have_value("https://other-tenant.example.com/acme/")
+    expect(result).to_contain_text(ORIGIN_CHANGED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -40,13 +41,29 @@ ERROR_DEFAULT_MESSAGES = {
 }
 
 
-def format_local(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-    """An instant (stored in UTC) in the configured time zone, as people read it."""
-    if value is None:
+def format_local(value: datetime | str | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    """An instant (stored in UTC, or an ISO text of one, as in the JSON of a run's calls) in the configured
+    time zone, as people read it; "%Z" in `fmt` names the zone (JST)."""
+    if not value:
         return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime(fmt)
+
+
+def pretty_json(value: object) -> str:
+    """JSON as people read it: indented, Japanese as it is (no \\u escapes). A text that is not JSON stays as is."""
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def is_htmx() -> bool:
@@ -86,6 +103,7 @@ def register_core(app: Flask) -> None:
         return render_error(500)
 
     app.add_template_filter(format_local, "localtime")
+    app.add_template_filter(pretty_json, "pretty_json")
     app.add_template_global(refresh_attrs, "refresh_attrs")
 
     @app.context_processor

@@ -290,8 +290,9 @@ def connection_test(base_url: str, token: str) -> ConnectionCheck:
 
 
 def settings_connection_test(url: str, typed_token: str, setting: IntegrationSetting | None,
-                             label: str = "") -> ConnectionCheck:
-    """接続テスト of the settings form, written to the audit log (who, which setting, which host, outcome).
+                             label: str = "") -> tuple[ConnectionCheck, str]:
+    """接続テスト of the settings form, written to the audit log (who, which setting, which host, outcome);
+    returns the check and the origin it was for ("" when the URL is not acceptable).
 
     A blank token on an existing setting means its stored token — only if ``url`` has the origin the token was
     entered for; otherwise nothing is sent and the user is asked to type the token again.
@@ -320,7 +321,7 @@ def settings_connection_test(url: str, typed_token: str, setting: IntegrationSet
           setting.name if setting else (label.strip() or "(新規)"),
           {"接続先": ["", origin or "(URLが正しくありません)"], "結果": ["", outcome]})
     db.session.commit()
-    return check
+    return check, origin
 
 
 # 電子帳簿保存法: 楽楽明細 indexes documents by 取引年月日, 取引金額 and 取引先. A menu column carries one of them when

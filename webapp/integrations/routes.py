@@ -181,9 +181,9 @@ def setting_connection_test(database_id: int):
     database = get_database(database_id)
     setting_id = request.form.get("setting_id", type=int)
     setting = get_setting(database, setting_id) if setting_id else None
-    check = settings_connection_test(request.form.get("url", ""), request.form.get("token", ""), setting,
-                                     label=request.form.get("name", ""))
-    result = {"ok": check.ok, "message": check.message}
+    check, origin = settings_connection_test(request.form.get("url", ""), request.form.get("token", ""), setting,
+                                             label=request.form.get("name", ""))
+    result = {"ok": check.ok, "message": check.message, "origin": origin}
     return render_template("integrations/_connection_result.html", result=result)
 
 

@@ -73,6 +73,10 @@ STATE_ACTIVE = "active"
 STATE_COMPLETE = "complete"
 STATE_ERROR = "error"  # (chosen) the failure value; rows without errors are still imported
 # (chosen) rowErrors[].row is the record number in the file as sent, the header row being 1 when skipFirst=1.
+# (chosen) rowErrors[].msg of a row whose number of cells differs from the import format's columns; the
+# pattern reads the two numbers back (full- or half-width parentheses).
+COLUMN_COUNT_ROW_ERROR = "列数（{sent}）が取込設定の列数（{expected}）と一致しません。"
+COLUMN_COUNT_ROW_ERROR_PATTERN = r"列数[（(](?P<sent>\d+)[）)]が取込設定の列数[（(](?P<expected>\d+)[）)]"
 
 # (chosen) error codes and their HTTP statuses.
 E_AUTH = "E_AUTH"
@@ -86,6 +90,9 @@ E_MAINTENANCE = "E_MAINTENANCE"
 # (chosen, emulator only) the body of an injected 5xx; the real API's 5xx body is unknown, so the client
 # classifies 5xx by status, never by this code.
 E_SERVER = "E_SERVER"
+# (chosen) description codes of E_FILE naming why a file was refused.
+E_FILE_ENCODING = "E_FILE_ENCODING"  # not Windows-31J
+E_FILE_FORMAT = "E_FILE_FORMAT"  # not a readable CSV
 ERROR_STATUS = {
     E_AUTH: 401,
     E_PARAM: 400,

@@ -51,7 +51,9 @@ from ..meisai.errors import (
     MeisaiParamError,
 )
 from . import export
+from .ledger import record_sent_codes
 from .models import CallStatus, RecordStatus, Run, RunCall, RunRecord, RunStatus
+from .outcome import STOPPED_NOTE, explain_refusal, run_summary, whole_file_rejection
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,7 @@ def _execute(run: Run) -> str:
                                     "(二重送信を防ぐため自動では再送しません)。")
             if call.status == CallStatus.PLANNED:
                 if stop_reason:
-                    _fail_call(call, f"送信しませんでした: {stop_reason}", "", None)
+                    _fail_call(call, STOPPED_NOTE, "", None)
                     continue
                 stop_reason = _post(run, setting, client, call, exchanges)
             if call.status == CallStatus.ACCEPTED:
@@ -220,15 +222,19 @@ def _plan(run: Run, setting: IntegrationSetting) -> None:
                 for part in item.parts:
                     fh.write(part)
             # Row errors count the header as row 1 (skipFirst=1).
+            # The header as sent: the next preview compares the menu's columns with it.
             files.append({"name": path.name, "path": str(path.relative_to(files_root())), "size": item.size,
-                          "content_type": contract.CSV_CONTENT_TYPE, "row_base": 2})
+                          "content_type": contract.CSV_CONTENT_TYPE, "row_base": 2,
+                          "columns": export.header_names(columns)})
         for number, info in enumerate(files):
             info["part"] = contract.FILE_PART.format(index=number)
+        # PDF only: no CSV lines are sent (item.rows counts its PDFs, to tie row errors to records).
+        csv_rows = item.rows if with_csv else 0
         call = RunCall(run_id=run.id, index=index, status=CallStatus.PLANNED, record_count=len(item.record_ids),
-                       row_count=item.rows, line_records=item.line_records, params=_params(run, setting), files=files)
+                       row_count=csv_rows, line_records=item.line_records, params=_params(run, setting), files=files)
         db.session.add(call)
         _set_records(run, item.record_ids, call_index=index)
-        lines.append(item.rows)
+        lines.append(csv_rows)
         _beat(run, f"送信データを作成しています({index}回目の分)…")
     missing_records = [rid for rid in ordered_ids if rid not in present]
     for record_id in missing_records:
@@ -358,7 +364,7 @@ def _post(run: Run, setting: IntegrationSetting, client: MeisaiClient, call: Run
         if exc.outcome_unknown:
             _mark_unknown(call, exc.user_message, exc)
             return "前の送信の結果が確認できないため、残りは送信していません。"
-        _fail_call(call, exc.user_message, exc.code or "", exc.http_status)
+        _fail_call(call, explain_refusal(exc, call.params), exc.code or "", exc.http_status)
         db.session.commit()
         if isinstance(exc, STOPPING_ERRORS) or exc.retryable:
             return exc.user_message
@@ -381,7 +387,8 @@ def _fail_call(call: RunCall, message: str, code: str, http_status: int | None) 
     call.finished_at = utcnow()
     if http_status:
         call.run.http_status = http_status
-    _call_records(call.run, call, status=RecordStatus.NOT_SENT, message=message[:500])
+    # The reason is the call's, said once on it: its records carry no copy of it.
+    _call_records(call.run, call, status=RecordStatus.NOT_SENT, message="")
     db.session.commit()
 
 
@@ -391,7 +398,7 @@ def _mark_unknown(call: RunCall, message: str, exc: MeisaiError | None = None) -
     call.error_code = (exc.code or "") if exc else ""
     call.http_status = exc.http_status if exc else call.http_status
     call.finished_at = utcnow()
-    _call_records(call.run, call, status=RecordStatus.UNKNOWN, message=message[:500])
+    _call_records(call.run, call, status=RecordStatus.UNKNOWN, message="")
     db.session.commit()
 
 
@@ -428,18 +435,28 @@ def _poll(run: Run, setting: IntegrationSetting, client: MeisaiClient, call: Run
         _call_records(run, call, status=RecordStatus.OK, message="")
         db.session.commit()
         return
-    call.status = CallStatus.ROW_ERRORS
     call.row_errors = [{"row": e.row, "name": e.name, "msg": e.msg,
                         "record_id": _record_of_row(call, e.row)} for e in state.row_errors]
     failed_records: dict[int, str] = {}
     for error in call.row_errors:
         if error["record_id"] is not None:
-            failed_records.setdefault(error["record_id"], f"{error['name']}: {error['msg']}"[:500])
-    if not failed_records:
-        # The import failed without saying which rows: nothing of this call counts as imported.
-        call.error_message = "楽楽明細の取込がエラーになりました(行の指定なし)。"
-        _call_records(run, call, status=RecordStatus.ROW_ERROR, message=call.error_message)
+            message = f"{error['name']}: {error['msg']}" if error["name"] else error["msg"]
+            failed_records.setdefault(error["record_id"], message[:500])
+    whole_file = None
+    if len(failed_records) >= call.record_count:
+        whole_file = whole_file_rejection(call.row_errors, record_count=call.record_count, setting=setting,
+                                          params=call.params, column_count=len(run.column_field_ids),
+                                          menu_name=run.menu.name if run.menu else None)
+    if not failed_records or whole_file:
+        # Nothing of this call was imported, for one reason said once on the call: without saying which rows,
+        # or because every row was refused alike (the file, not its rows, is wrong).
+        call.status = CallStatus.FAILED
+        call.error_message = whole_file or ("楽楽明細の取込がエラーになりました(どの行かは示されていません)。"
+                                            "この回のレコードは取り込まれていないものとして扱います。楽楽明細の取込履歴を確認してください。")
+        _call_records(run, call, status=RecordStatus.ROW_ERROR, message="")
     else:
+        # Every record refused for its own reasons is エラー too, never 一部エラー.
+        call.status = CallStatus.FAILED if len(failed_records) >= call.record_count else CallStatus.ROW_ERRORS
         _call_records(run, call, status=RecordStatus.OK, message="")
         for record_id, message in failed_records.items():
             db.session.execute(update(RunRecord).where(RunRecord.run_id == run.id, RunRecord.record_id == record_id)
@@ -460,7 +477,7 @@ def _record_of_row(call: RunCall, row: int | None) -> int | None:
 def _abort_unsent(run: Run, message: str) -> None:
     run.error_message = message
     db.session.execute(update(RunRecord).where(RunRecord.run_id == run.id, RunRecord.status == RecordStatus.PENDING)
-                       .values(status=RecordStatus.NOT_SENT, message=message[:500]))
+                       .values(status=RecordStatus.NOT_SENT, message=""))
     db.session.commit()
 
 
@@ -488,10 +505,15 @@ def _finish(run: Run, setting: IntegrationSetting) -> str:
     if ok and setting.record_updates and not run.records_updated:
         _beat(run, "レコードを更新しています…")
         apply_record_updates(run, setting)
+    if ok and setting.kind == DataKind.CUSTOMER:
+        # The 帳票 previews of this 楽楽明細 now know these customers (ledger.py); repeating it is harmless.
+        record_sent_codes(run, setting.base_url)
     run.ok_count, run.error_count = ok, failed + unknown
     run.status = final
     if not run.error_message:
-        run.error_message = _summary_error(run)
+        run.error_message = run_summary(status=final, record_count=run.record_count, error_count=run.error_count,
+                                        invalid_count=counts.get(RecordStatus.INVALID, 0),
+                                        call_messages=[c.error_message for c in run.calls])
     run.active_key = None
     run.finished_at = utcnow()
     run.progress = ""
@@ -500,15 +522,6 @@ def _finish(run: Run, setting: IntegrationSetting) -> str:
         _report_mail(run, setting)
     log.info("run %s: %s (ok %s, errors %s)", run.id, run.status, ok, run.error_count)
     return run.status
-
-
-def _summary_error(run: Run) -> str:
-    first = next((c for c in run.calls if c.error_message), None)
-    if first is not None:
-        return first.error_message
-    if run.status in (RunStatus.PARTIAL, RunStatus.ERROR):
-        return "一部のレコードが送信できなかったか、楽楽明細で取込エラーになりました。詳細を確認してください。"
-    return ""
 
 
 RECORD_UPDATE_BATCH = 1000
@@ -595,8 +608,8 @@ def report_mail_text(run: Run, setting: IntegrationSetting) -> tuple[str, str]:
         "",
         f"状況: {status}",
         f"実行者: {run.executor_label}",
-        f"開始: {format_local(run.started_at)}",
-        f"終了: {format_local(run.finished_at)}",
+        f"開始: {format_local(run.started_at, '%Y/%m/%d %H:%M %Z')}",
+        f"終了: {format_local(run.finished_at, '%Y/%m/%d %H:%M %Z')}",
         f"対象レコード: {run.record_count}件(成功 {run.ok_count}件、エラー {run.error_count}件)",
         f"送信回数: {run.call_count}回",
     ]

@@ -88,8 +88,18 @@ def _encode_lines(rows: Sequence[Sequence[str]]) -> bytes:
     return buffer.getvalue().encode(contract.CSV_ENCODING)
 
 
+def header_names(columns: Sequence[Field | Column]) -> list[str]:
+    """The CSV header as sent: the columns' names."""
+    return [_text(f.name) for f in columns]
+
+
 def header_bytes(columns: Sequence[Field | Column]) -> bytes:
-    return _encode_lines([[_text(f.name) for f in columns]])
+    return _encode_lines([header_names(columns)])
+
+
+def cell_text(record: Record, column: Field | Column) -> str:
+    """A header field's value as its CSV cell carries it (e.g. the 顧客コード 楽楽明細 receives)."""
+    return _text(csv_value(column.field_type, record.data.get(column.key))).strip()
 
 
 def unencodable(columns: Sequence[Field | Column], cells: Sequence[str]) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..auth.models import User, utcnow
 from ..databases.models import JSONType, Menu
 from ..extensions import db
-from ..integrations.models import IntegrationSetting
+from ..integrations.models import DATA_KIND_LABELS, DataKind, IntegrationSetting
 
 
 class RunStatus(StrEnum):
@@ -47,6 +47,16 @@ RUN_STATUS_LABELS = {
     RunStatus.ERROR: "エラー",
     RunStatus.NEEDS_CHECK: "要確認",
     RunStatus.INTERRUPTED: "中断",
+}
+# The run dialog's heading follows the run to its end.
+RUN_STATUS_HEADINGS = {
+    RunStatus.QUEUED: "実行を受け付けました",
+    RunStatus.RUNNING: "実行中です",
+    RunStatus.COMPLETED: "実行が完了しました",
+    RunStatus.PARTIAL: "実行が終わりました(一部エラー)",
+    RunStatus.ERROR: "エラーで終了しました",
+    RunStatus.NEEDS_CHECK: "実行が終わりました(要確認)",
+    RunStatus.INTERRUPTED: "実行が中断しました",
 }
 ACTIVE_STATUSES = {RunStatus.QUEUED, RunStatus.RUNNING}
 FINAL_STATUSES = set(RunStatus) - ACTIVE_STATUSES
@@ -83,7 +93,20 @@ class RecordStatus(StrEnum):
     UNKNOWN = "unknown"  # its call needs checking
 
 
-TRIGGER_LABELS = {"manual": "手動", "timer": "タイマー", "cli": "コマンド", "rerun": "再実行"}
+RECORD_STATUS_LABELS = {
+    RecordStatus.PENDING: "未処理",
+    RecordStatus.SENDING: "送信中",
+    RecordStatus.OK: "成功",
+    RecordStatus.ROW_ERROR: "取込エラー",
+    RecordStatus.INVALID: "送信対象外",
+    RecordStatus.NOT_SENT: "未送信",
+    RecordStatus.UNKNOWN: "要確認",
+}
+PROBLEM_STATUSES = (RecordStatus.SENDING, RecordStatus.ROW_ERROR, RecordStatus.INVALID, RecordStatus.NOT_SENT,
+                    RecordStatus.UNKNOWN)
+
+# timer_now: タイマー設定's 「今すぐ実行」, run by the person who pressed it.
+TRIGGER_LABELS = {"manual": "手動", "timer": "タイマー", "cli": "コマンド", "rerun": "再実行", "timer_now": "今すぐ実行"}
 
 
 class Run(db.Model):
@@ -142,6 +165,24 @@ class Run(db.Model):
         return RUN_STATUS_LABELS[RunStatus(self.status)]
 
     @property
+    def status_heading(self) -> str:
+        return RUN_STATUS_HEADINGS[RunStatus(self.status)]
+
+    @property
+    def sends_csv(self) -> bool:
+        """帳票データ(PDF) sends the ZIP alone: its run has no CSV lines to report. Read from the setting as it
+        was when the run was created (it may have been changed since)."""
+        kind_label = (self.setting_snapshot or {}).get("連携データ")
+        if kind_label:
+            return kind_label != DATA_KIND_LABELS[DataKind.REPORT_PDF]
+        return self.setting.kind != DataKind.REPORT_PDF
+
+    @property
+    def pdf_count(self) -> int:
+        """PDFs sent or to be sent, over all calls (the ZIPs' members)."""
+        return sum(f.get("pdf_count", 0) for call in self.calls for f in call.files)
+
+    @property
     def executor_label(self) -> str:
         if self.trigger == "timer":
             return "タイマー"
@@ -185,6 +226,10 @@ class RunCall(db.Model):
     def status_label(self) -> str:
         return CALL_STATUS_LABELS[CallStatus(self.status)]
 
+    @property
+    def pdf_count(self) -> int:
+        return sum(f.get("pdf_count", 0) for f in self.files)
+
 
 class RunRecord(db.Model):
     """One record frozen into a run, with what happened to it."""
@@ -203,3 +248,20 @@ class RunRecord(db.Model):
     call_index: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), nullable=False, default=RecordStatus.PENDING)
     message: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+
+
+class SentCustomerCode(db.Model):
+    """A 顧客コード that a successful 顧客データ run of this installation registered in one 楽楽明細 (base URL).
+
+    楽楽明細 ties each 帳票 to its customer by this code: the preview of a 帳票 integration warns about records whose
+    code was never sent to its 楽楽明細 (ledger.py). One row per URL and code, from the first run that sent it.
+    """
+
+    __tablename__ = "sent_customer_codes"
+    __table_args__ = (UniqueConstraint("base_url", "code", name="uq_sent_customer_codes_base_url_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(500), nullable=False)
+    code: Mapped[str] = mapped_column(String(200), nullable=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

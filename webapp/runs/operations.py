@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass, field
@@ -20,13 +21,30 @@ from sqlalchemy.exc import IntegrityError
 from ..core.clock import as_utc, utcnow
 from ..core.text import control_character_problem
 from ..databases.models import Field, Menu, Record
-from ..databases.query import menu_records_statement, order_clauses
+from ..databases.operations import files_root
+from ..databases.query import Page, menu_records_statement, order_clauses
 from ..extensions import db
-from ..integrations.models import ISSUE_SCHEDULED, PDF_KINDS, DataKind, IntegrationSetting, MenuIntegration
+from ..integrations.models import (
+    ISSUE_SCHEDULED,
+    PDF_KINDS,
+    REPORT_KINDS,
+    DataKind,
+    IntegrationSetting,
+    MenuIntegration,
+)
 from ..integrations.operations import snapshot
 from ..meisai import contract
-from . import export
-from .models import ACTIVE_STATUSES, RecordStatus, Run, RunRecord, RunStatus
+from . import export, ledger
+from .models import (
+    ACTIVE_STATUSES,
+    PROBLEM_STATUSES,
+    CallStatus,
+    RecordStatus,
+    Run,
+    RunCall,
+    RunRecord,
+    RunStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +179,9 @@ def start_run(
     check_text("検索キーワード", keyword or "")
     if menu is not None and menu.database_id != setting.database_id:
         raise RunError("このメニューは連携設定と別のDBのものです。")
-    # From a record list, only the integrations in its サブメニュー run; a timer may use any menu of its DB.
-    if menu is not None and trigger not in ("rerun", "timer"):
+    # From a record list, only the integrations in its サブメニュー run; a timer (also run now) may use any menu of
+    # its DB.
+    if menu is not None and trigger not in ("rerun", "timer", "timer_now"):
         check_attached(setting, menu)
     if needs_publication_date(setting) and publication_date is None:
         raise RunError("予約発行日時を入力してください。")
@@ -335,7 +354,77 @@ def mark_interrupted(run: Run) -> None:
     db.session.commit()
 
 
+# ---- the records' errors, listed once ----------------------------------------------------------------------
+
+PROBLEMS_PER_PAGE = 50
+
+
+@dataclass
+class RecordProblems:
+    """One page of the records that failed for reasons of their own, and how many failed with their call."""
+
+    page: Page  # of RunRecord
+    rows: dict[int, int]  # record id -> the row 楽楽明細 named (row errors)
+    with_call: list[tuple[int | None, str, int]]  # (call index, record status, count): the reason is the call's
+
+
+def record_problems(run: Run, page: int = 1) -> RecordProblems:
+    """The run's failed records, each with its own reason, PROBLEMS_PER_PAGE at a time; records whose call was
+    refused as a whole carry no reason of their own (it is said once, on the call) and are only counted."""
+    own = (RunRecord.run_id == run.id, RunRecord.status.in_(PROBLEM_STATUSES), RunRecord.message != "")
+    total = db.session.execute(select(func.count()).where(*own)).scalar_one()
+    pages = max(1, -(-total // PROBLEMS_PER_PAGE))
+    page = min(max(1, page), pages)
+    records = list(db.session.execute(
+        select(RunRecord).where(*own).order_by(RunRecord.position)
+        .limit(PROBLEMS_PER_PAGE).offset((page - 1) * PROBLEMS_PER_PAGE)
+    ).scalars())
+    wanted = {r.record_id for r in records if r.status == RecordStatus.ROW_ERROR}
+    rows: dict[int, int] = {}
+    for call in run.calls if wanted else []:
+        for error in call.row_errors:
+            if error.get("record_id") in wanted and error.get("row") is not None:
+                rows.setdefault(error["record_id"], error["row"])
+    with_call = [tuple(row) for row in db.session.execute(
+        select(RunRecord.call_index, RunRecord.status, func.count())
+        .where(RunRecord.run_id == run.id, RunRecord.status.in_(PROBLEM_STATUSES), RunRecord.message == "")
+        .group_by(RunRecord.call_index, RunRecord.status).order_by(RunRecord.call_index)
+    ).all()]
+    return RecordProblems(Page(records, total, page, PROBLEMS_PER_PAGE), rows, with_call)
+
+
 # ---- preview ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ColumnChange:
+    """The menu's CSV columns against those of this setting's last successful call (楽楽明細's import format
+    matched those)."""
+
+    run_id: int
+    sent_at: datetime | None
+    before: list[str]
+    now: list[str]
+
+    @property
+    def added(self) -> list[str]:
+        return [name for name in self.now if name not in self.before]
+
+    @property
+    def removed(self) -> list[str]:
+        return [name for name in self.before if name not in self.now]
+
+    @property
+    def reordered(self) -> bool:
+        return bool(self.moved)
+
+    @property
+    def moved(self) -> list[tuple[str, int, int]]:
+        """(name, column number before, now) of the columns whose order among the kept ones changed."""
+        kept_now = [n for n in self.now if n in self.before]
+        kept_before = [n for n in self.before if n in self.now]
+        return [(name, self.before.index(name) + 1, self.now.index(name) + 1)
+                for name in kept_now if kept_now.index(name) != kept_before.index(name)]
 
 
 @dataclass
@@ -350,6 +439,46 @@ class Preview:
     error: str = ""
     pdf_count: int = 0
     pdf_names: list[str] = field(default_factory=list)
+    column_change: ColumnChange | None = None
+    # 帳票: records to send whose 顧客コード no successful 顧客データ run sent to this 楽楽明細 (and the first codes).
+    unknown_customer_records: int = 0
+    unknown_customer_codes: list[str] = field(default_factory=list)
+
+
+UNKNOWN_CODES_SHOWN = 10
+
+
+def last_sent_columns(setting: IntegrationSetting) -> tuple[RunCall, list[str]] | None:
+    """The CSV header of this setting's last call that 楽楽明細 imported (all or some of its rows)."""
+    calls = db.session.execute(
+        select(RunCall).join(Run, Run.id == RunCall.run_id)
+        .where(Run.setting_id == setting.id, RunCall.status.in_([CallStatus.COMPLETE, CallStatus.ROW_ERRORS]))
+        .order_by(RunCall.id.desc()).limit(5)
+    ).scalars()
+    for call in calls:
+        csv_file = next((f for f in call.files if f["content_type"] == contract.CSV_CONTENT_TYPE), None)
+        if csv_file is None:
+            continue
+        if "columns" in csv_file:
+            return call, list(csv_file["columns"])
+        # Calls made before the header was kept with the file: read it from the file as sent.
+        path = files_root() / csv_file["path"]
+        if path.is_file():
+            with open(path, encoding=contract.CSV_ENCODING, newline="") as handle:
+                return call, next(csv.reader(handle), [])
+    return None
+
+
+def column_change(setting: IntegrationSetting, columns: list[Field]) -> ColumnChange | None:
+    """How the columns to send differ from the last successful call's; None when they do not (or no call)."""
+    if setting.kind == DataKind.REPORT_PDF:
+        return None
+    last = last_sent_columns(setting)
+    now = export.header_names(columns)
+    if last is None or last[1] == now:
+        return None
+    call, before = last
+    return ColumnChange(call.run_id, call.posted_at, before, now)
 
 
 def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> Preview:
@@ -374,6 +503,9 @@ def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> P
     code_field = export.named_field(fields, [contract.CUSTOMER_CODE])
     number_field = export.named_field(fields, export.DOCUMENT_NO_FIELD_NAMES)
     seen: set[str] = set()
+    # 帳票 only: each record's 顧客コード as sent (the CSV column, or the DB's field for the PDFs' names).
+    code_column = (plain[code_index] if code_index is not None else code_field) if setting.kind in REPORT_KINDS else None
+    codes: dict[int, str] = {}
 
     def lines_iter():
         for record in export.stream_records(ids):
@@ -383,12 +515,16 @@ def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> P
                 if item.pdf_name in seen:
                     item.problem = f"同じファイル名({item.pdf_name})のPDFが他のレコードにもあります。帳票Noを確認してください。"
                 seen.add(item.pdf_name)
+            if code_column is not None and not item.problem:
+                codes[record.id] = export.cell_text(record, code_column)
             yield item
 
     preview = Preview(header.decode(contract.CSV_ENCODING).rstrip("\r\n"), [], len(ids), 0, 0, 0)
+    preview.column_change = column_change(setting, columns)
     for item in export.pack(lines_iter(), header):
         if isinstance(item, export.RecordLines):
             preview.problems.append((item.record_id, item.problem))
+            codes.pop(item.record_id, None)
             continue
         preview.call_count += 1
         preview.row_count += item.rows if with_csv else 0
@@ -399,4 +535,9 @@ def preview_run(setting: IntegrationSetting, menu: Menu, keyword: str = "") -> P
             if len(preview.lines) >= PREVIEW_LINES:
                 break
             preview.lines.extend(part.decode(contract.CSV_ENCODING).splitlines()[: PREVIEW_LINES - len(preview.lines)])
+    if codes:
+        unknown = ledger.never_sent(setting.base_url, codes.values())
+        ordered = [code for code in codes.values() if code in unknown]
+        preview.unknown_customer_records = len(ordered)
+        preview.unknown_customer_codes = list(dict.fromkeys(ordered))[:UNKNOWN_CODES_SHOWN]
     return preview

@@ -17,12 +17,13 @@ from ..integrations.models import IntegrationSetting
 from ..integrations.operations import bookkeeping_gaps
 from ..mail.models import OutboxMail
 from . import bp
-from .models import CallStatus, RecordStatus, Run, RunCall, RunRecord, RunStatus
+from .models import RECORD_STATUS_LABELS, CallStatus, Run, RunCall, RunStatus
 from .operations import (
     RunError,
     needs_publication_date,
     parse_publication_date,
     preview_run,
+    record_problems,
     recover_runs,
     rerun_failed,
     start_run,
@@ -96,14 +97,15 @@ def run_start(menu_id: int, setting_id: int):
     if not is_htmx():
         flash(f"「{setting.name}」の実行を受け付けました。", "success")
         return redirect(url_for("runs.run_detail", run_id=run.id))
-    return render_template("runs/_run_started.html", run=run)
+    return render_template("runs/_run_started.html", run=run, with_heading=True)
 
 
 @bp.get("/runs/<int:run_id>/progress")
 @login_required
 def run_progress(run_id: int):
+    """The polled progress; in the run dialog (heading=1) with the dialog's heading, which follows the run."""
     run = get_current_run(run_id)
-    return render_template("runs/_progress.html", run=run)
+    return render_template("runs/_progress.html", run=run, with_heading=request.args.get("heading") == "1")
 
 
 def _runs_page(statement, page: int):
@@ -142,18 +144,16 @@ def all_runs():
 @bp.get("/runs/<int:run_id>")
 @login_required
 def run_detail(run_id: int):
+    """The run, its calls, and its records' errors (listed once, paged: `problems` is the page, swapped by htmx)."""
     run = get_current_run(run_id)
-    problems = db.session.execute(
-        select(RunRecord).where(RunRecord.run_id == run.id, RunRecord.status != RecordStatus.OK,
-                                RunRecord.status != RecordStatus.PENDING)
-        .order_by(RunRecord.position).limit(500)
-    ).scalars().all()
+    problems = record_problems(run, request.args.get("problems", 1, type=int))
     mails = db.session.execute(select(OutboxMail).where(OutboxMail.run_id == run.id)).scalars().all()
     database = db.session.get(Database, run.database_id)
-    return render_template("runs/run_detail.html", run=run, problems=problems, mails=mails, database=database,
-                           CallStatus=CallStatus, RunStatus=RunStatus,
-                           can_rerun=run.status in (RunStatus.PARTIAL, RunStatus.ERROR, RunStatus.INTERRUPTED,
-                                                    RunStatus.NEEDS_CHECK))
+    return render("runs/run_detail.html", block="run_problems", run=run, problems=problems, mails=mails,
+                  database=database, CallStatus=CallStatus, RunStatus=RunStatus,
+                  RECORD_STATUS_LABELS=RECORD_STATUS_LABELS,
+                  can_rerun=run.status in (RunStatus.PARTIAL, RunStatus.ERROR, RunStatus.INTERRUPTED,
+                                           RunStatus.NEEDS_CHECK))
 
 
 @bp.get("/runs/<int:run_id>/calls/<int:index>/files/<int:number>")

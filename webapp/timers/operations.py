@@ -8,14 +8,16 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.audit import audit, diff
 from ..core.clock import as_utc, utcnow
-from ..databases.models import MENU_TYPE_RECORD_LIST, Menu
+from ..databases.models import MENU_TYPE_RECORD_LIST, Menu, Record
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
+from ..runs.models import Run
+from ..runs.operations import start_run
 from .models import SchedulerHeartbeat, SlotOutcome, Timer, TimerSlot
 from .schedule import Kind, Schedule, instant_on, next_runs
 
@@ -146,6 +148,30 @@ def save_timer(setting: IntegrationSetting, values: TimerValues, now: datetime |
         audit("create" if previous is None else "update", "タイマー設定", timer.id, setting.name, changes)
     db.session.commit()
     return timer
+
+
+def run_now(setting: IntegrationSetting, executor_id: int) -> Run:
+    """「今すぐ実行」: the timer's integration once now, as its next slot would run it (the same メニュー設定: its
+    filters, columns and every record it shows; none → the whole DB), with the person who pressed it as 実行者.
+    Raises TimerError or RunError (e.g. the integration is already running) with a Japanese message."""
+    timer = timer_of(setting)
+    if timer is None:
+        raise TimerError("タイマーがまだ設定されていません。タイマー設定を確定してから実行してください。")
+    menu = db.session.get(Menu, timer.menu_id) if timer.menu_id else None
+    if timer.menu_name and menu is None:
+        raise TimerError(f"メニュー設定のメニュー「{timer.menu_name}」が削除されています。メニュー設定を選び直して確定してください。")
+    memo = f"タイマー設定から今すぐ実行 {to_local(utcnow()):%Y/%m/%d %H:%M}"
+    return start_run(setting, menu, executor_id=executor_id, trigger="timer_now", memo=memo)
+
+
+def whole_database_count(setting: IntegrationSetting) -> int:
+    """What a timer without メニュー設定 sends at every slot: every record of the DB."""
+    return db.session.execute(select(func.count()).where(Record.database_id == setting.database_id)).scalar_one()
+
+
+def filtered_menus(setting: IntegrationSetting) -> list[Menu]:
+    """The DB's レコード一覧 menus with 絞り込み条件: what to choose instead of sending every record."""
+    return [menu for menu in menu_choices(setting) if menu.filters]
 
 
 def timer_label(timer: Timer) -> str:

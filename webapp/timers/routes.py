@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, request, url_for
+from flask import current_app, flash, redirect, request, url_for
+from flask_login import current_user
 
 from ..core import htmx_redirect, render
 from ..core.clock import utcnow
@@ -10,6 +11,7 @@ from ..core.permissions import INTEGRATION_SETTINGS, permission_required
 from ..databases.routes import get_database
 from ..extensions import db
 from ..integrations.routes import get_setting
+from ..runs.operations import RunError
 from . import bp
 from .forms import TimerForm
 from .models import Timer
@@ -19,16 +21,19 @@ from .operations import (
     PRIORITY_MAX,
     PRIORITY_MIN,
     TimerError,
+    filtered_menus,
     last_fired,
     last_heartbeat,
     menu_choices,
     recent_slots,
+    run_now,
     save_timer,
     summary,
     timer_of,
     timers_using,
     to_local,
     upcoming,
+    whole_database_count,
 )
 from .schedule import LAST_DAY, WEEKDAY_LABELS, Kind, tz_label
 
@@ -72,13 +77,32 @@ def timer_settings(database_id: int, setting_id: int):
         # Otherwise the schedule kind changed (htmx refresh) or a check failed: render again, nothing saved.
     now = utcnow()
     heartbeat = last_heartbeat()
+    sends_everything = not form.menu_id.data
     return render(
         "timers/timer_form.html", block="timer_form_body", database=database, setting=setting, timer=timer,
         form=form, menus=menus, tz=tz_label(current_app.config["TIMEZONE"]), next_count=NEXT_RUN_COUNT,
         next_runs=upcoming(timer, now) if timer else [], last=last_fired(timer) if timer else None,
         slots=recent_slots(timer) if timer else [], PRIORITY_MIN=PRIORITY_MIN, PRIORITY_MAX=PRIORITY_MAX,
         heartbeat=heartbeat, scheduler_stale=heartbeat is None or now - heartbeat > HEARTBEAT_MAX_AGE,
+        whole_count=whole_database_count(setting) if sends_everything else None,
+        filtered_menus=filtered_menus(setting) if sends_everything else [],
     )
+
+
+@bp.post("/dbs/<int:database_id>/integrations/<int:setting_id>/timer/run-now")
+@permission_required(*SETTINGS_PERMISSIONS)
+def timer_run_now(database_id: int, setting_id: int):
+    """「今すぐ実行」: the timer's integration once now, as the timer would run it; 実行者 is the person."""
+    database = get_database(database_id)
+    setting = get_setting(database, setting_id)
+    try:
+        run = run_now(setting, current_user.id)
+    except (TimerError, RunError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("timers.timer_settings", database_id=database.id, setting_id=setting.id))
+    flash(f"「{setting.name}」をタイマー設定の内容で今すぐ実行しました(対象 {run.record_count}件)。", "success")
+    return redirect(url_for("runs.run_detail", run_id=run.id))
 
 
 @bp.app_template_global("timer_summary")

@@ -116,7 +116,12 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+JAPAN_TIME_ZONE = "Asia/Tokyo"
+
+
 def tz_label(tz_name: str) -> str:
-    """Shown next to every time field, e.g. "Asia/Tokyo (UTC+09:00)"."""
+    """Shown next to every time field: "日本時間 (Asia/Tokyo)", or the configured zone's name with its offset."""
+    if tz_name == JAPAN_TIME_ZONE:
+        return f"日本時間 ({JAPAN_TIME_ZONE})"
     offset = datetime.now(ZoneInfo(tz_name)).strftime("%z")
     return f"{tz_name} (UTC{offset[:3]}:{offset[3:]})"
