@@ -150,7 +150,7 @@ def start_worker(app, *args: str, log_path: Path | None = None, env: dict | None
 
     Stop it with ``stop_process``.
     """
-    output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115  (the child keeps it)
+    output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115  (closed below: the child has its own copy)
     try:
         return subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *args], cwd=ROOT,
                                 env=env or worker_env(app), stdout=output, stderr=subprocess.STDOUT,
