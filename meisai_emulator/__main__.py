@@ -4,6 +4,7 @@
     python -m meisai_emulator create-tenant ACCOUNT [--token T]                          add a tenant
     python -m meisai_emulator list-tenants
     python -m meisai_emulator faults ACCOUNT [--latency-ms N] [--maintenance off|json|html] ...
+    python -m meisai_emulator faults ACCOUNT --next-count 3 --next-fault 502 --next-on import   the next 3 POSTs
 
 The data dir defaults to $MEISAI_EMULATOR_DATA_DIR or ./instance/meisai_emulator. Starting the server makes
 sure the demo tenant ``demo`` exists with the token from $MEISAI_DEMO_TOKEN (or keeps/generates one) and
@@ -19,7 +20,7 @@ import sys
 
 from . import DEFAULT_IMPORT_DELAY
 from .models import Store
-from .tenants import DEMO_ACCOUNT, MAINTENANCE_MODES, TenantError
+from .tenants import DEMO_ACCOUNT, MAINTENANCE_MODES, NEXT_FAULTS, NEXT_SCOPES, TenantError
 
 DEFAULT_DATA_DIR = os.environ.get("MEISAI_EMULATOR_DATA_DIR", os.path.join("instance", "meisai_emulator"))
 
@@ -76,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--refuse-csv-encoding", type=int, choices=(0, 1), dest="refuse_csv_encoding",
         help="1 = answer every CSV as not Windows-31J (E_FILE_ENCODING)",
+    )
+    faults.add_argument(
+        "--next-count", type=int, dest="next_count",
+        help="count-based: the next N API requests (see --next-on) answer --next-fault, then it is spent",
+    )
+    faults.add_argument("--next-fault", choices=NEXT_FAULTS, dest="next_fault", help="default maintenance")
+    faults.add_argument("--next-on", choices=NEXT_SCOPES, dest="next_on", help="which requests count (default any)")
+    faults.add_argument(
+        "--next-slow-ms", type=int, dest="next_slow_ms", help="how long a 'slow' answer waits (default 20000)"
     )
     return parser
 

@@ -27,7 +27,7 @@ from .models import (
     utcnow,
 )
 from .processing import withdraw_report_import
-from .tenants import FaultSettings, get_faults
+from .tenants import FaultSettings, get_faults, take_next_fault
 from .validation import (
     ReceivedFile,
     check_size,
@@ -101,8 +101,12 @@ def _access_time() -> str:
     return _now_jst().strftime(contract.PUBLICATION_DATE_FORMAT)
 
 
-def _guard(account: str, state_call: bool = False) -> tuple[Tenant, FaultSettings]:
-    """Tenant lookup, then the fault knobs in the order a real deployment would show them, then auth."""
+def _guard(account: str, call: str = "other") -> tuple[Tenant, FaultSettings]:
+    """Tenant lookup, then the fault knobs in the order a real deployment would show them, then auth.
+
+    ``call`` names the request for the knobs that single some out: ``import`` (POST …/imports), ``state``
+    (GET …/state) or ``other``.
+    """
     emulator = _state()
     with emulator.store.session() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.account == account))
@@ -110,13 +114,17 @@ def _guard(account: str, state_call: bool = False) -> tuple[Tenant, FaultSetting
         # Like a wrong account path on a real host: an HTML page, not the API's JSON.
         raise HtmlAnswer((render_template("emulator/not_found.html", account=account), 404))
     faults = get_faults(emulator.store, tenant.id)
-    delay_ms = faults.latency_ms + (faults.state_latency_ms if state_call else 0)
+    delay_ms = faults.latency_ms + (faults.state_latency_ms if call == "state" else 0)
     if delay_ms:
         time.sleep(delay_ms / 1000)
+    if faults.next_count:
+        taken = take_next_fault(emulator.store, tenant.id, call)
+        if taken is not None:
+            _answer_next_fault(*taken)
     if faults.maintenance == "json":
-        raise ApiError(contract.E_MAINTENANCE, retry_after=1)
+        raise _maintenance()
     if faults.maintenance == "html":
-        raise HtmlAnswer((render_template("emulator/maintenance.html"), 200))
+        raise _maintenance_page()
     if faults.rate_limit:
         wait = emulator.rate_limiter.retry_after(tenant.id, faults.rate_limit, faults.rate_window_s)
         if wait is not None:
@@ -125,6 +133,28 @@ def _guard(account: str, state_call: bool = False) -> tuple[Tenant, FaultSetting
         raise ApiError(contract.E_SERVER, status=faults.failure_status)
     _authenticate(tenant)
     return tenant, faults
+
+
+def _maintenance() -> ApiError:
+    return ApiError(contract.E_MAINTENANCE, retry_after=1)
+
+
+def _maintenance_page() -> HtmlAnswer:
+    return HtmlAnswer((render_template("emulator/maintenance.html"), 200))
+
+
+def _answer_next_fault(fault: str, slow_ms: int) -> None:
+    """Answer this request as the count-based knob says (``slow`` waits, then the request goes on)."""
+    if fault == "slow":
+        time.sleep(slow_ms / 1000)
+    elif fault == "maintenance":
+        raise _maintenance()
+    elif fault == "maintenance_html":
+        raise _maintenance_page()
+    elif fault == "429":
+        raise ApiError(contract.E_RATE, retry_after=1)
+    else:
+        raise ApiError(contract.E_SERVER, status=int(fault))
 
 
 def _authenticate(tenant: Tenant) -> None:
@@ -263,7 +293,7 @@ def _accept(tenant: Tenant, kind: str, raw: dict, effective: dict, mode: str, up
 
 @bp.post("/<account>/api/v1/customers/imports")
 def import_customers(account: str):
-    tenant, faults = _guard(account)
+    tenant, faults = _guard(account, "import")
     raw = _read_params()
     effective = validate_customer_params(raw)
     with _state().store.session() as session:
@@ -286,7 +316,7 @@ def import_customers(account: str):
 
 @bp.post("/<account>/api/v1/reports/imports")
 def import_reports(account: str):
-    tenant, faults = _guard(account)
+    tenant, faults = _guard(account, "import")
     raw = _read_params()
     effective = validate_report_params(raw, _now_jst())
     with _state().store.session() as session:
@@ -356,7 +386,7 @@ def import_reports(account: str):
 
 
 def _import_state(account: str, import_id: str, kind: str):
-    tenant, _ = _guard(account, state_call=True)
+    tenant, _ = _guard(account, "state")
     imp = None
     if import_id.isdigit():
         with _state().store.session() as session:

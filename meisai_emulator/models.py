@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -95,6 +96,11 @@ class Faults(Base):
     state_latency_ms: Mapped[int] = mapped_column(Integer, default=0)  # extra, on state calls only
     # Every CSV is answered as not Windows-31J (E_FILE / E_FILE_ENCODING), as for a file 楽楽明細 cannot read.
     refuse_csv_encoding: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Count-based: the next `next_count` API requests matching `next_on` get `next_fault`; each one spends one.
+    next_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_fault: Mapped[str] = mapped_column(String(20), default="maintenance", server_default=text("'maintenance'"))
+    next_on: Mapped[str] = mapped_column(String(10), default="any", server_default=text("'any'"))  # any | import | state
+    next_slow_ms: Mapped[int] = mapped_column(Integer, default=20_000, server_default="20000")  # for next_fault=slow
 
 
 class Import(Base):

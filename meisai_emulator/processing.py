@@ -85,9 +85,9 @@ class ImportWorker:
             logger.exception("promoting scheduled documents failed")
 
 
-def promote_scheduled(store: Store) -> None:
-    """Scheduled documents (予約) whose time has come become issued (発行済)."""
-    now = utcnow()
+def promote_scheduled(store: Store, now: datetime | None = None) -> None:
+    """Scheduled documents (予約) whose time has come (``now``, naive UTC; default the clock) become issued (発行済)."""
+    now = now or utcnow()
     with store.session.begin() as session:
         session.execute(
             update(Document)

@@ -6,7 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from webapp.meisai import contract
 
@@ -18,6 +18,11 @@ ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]{8,200}$")
 MAINTENANCE_MODES = ("off", "json", "html")
 FAILURE_STATUSES = (500, 502, 504)
+# What the count-based knob answers: 503 E_MAINTENANCE, the 200 HTML maintenance page, a 5xx, a 429, or a
+# normal answer after ``next_slow_ms``.
+NEXT_FAULTS = ("maintenance", "maintenance_html", "500", "502", "504", "429", "slow")
+# Which requests the count-based knob counts: every API request, POST …/imports only, or GET …/state only.
+NEXT_SCOPES = ("any", "import", "state")
 
 
 class TenantError(ValueError):
@@ -113,6 +118,12 @@ def add_customer_import_format(
 
 @dataclass
 class FaultSettings:
+    """A tenant's fault knobs. The first ones hold until changed; the ``next_*`` ones are spent by requests.
+
+    Tests use the count-based knob ("the next 3 state polls answer 503") rather than opening a fault for a
+    while and hoping the retries land inside that window; demos and the fault drill use the lasting ones.
+    """
+
     latency_ms: int = 0
     maintenance: str = "off"
     failure_rate: float = 0.0
@@ -122,6 +133,10 @@ class FaultSettings:
     import_delay_s: float | None = None
     state_latency_ms: int = 0
     refuse_csv_encoding: bool = False
+    next_count: int = 0
+    next_fault: str = "maintenance"
+    next_on: str = "any"
+    next_slow_ms: int = 20_000
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -155,8 +170,34 @@ def set_faults(store: Store, account: str, changes: dict, reset: bool = False) -
     return current
 
 
+def take_next_fault(store: Store, tenant_id: int, call: str) -> tuple[str, int] | None:
+    """Spend one request of the count-based knob if it applies to ``call`` (import | state | other).
+
+    Returns ``(next_fault, next_slow_ms)`` for this request, or None. One UPDATE … RETURNING, so that two
+    requests in flight at once never both take the last one.
+    """
+    scopes = ["any", call] if call in NEXT_SCOPES else ["any"]
+    with store.session.begin() as session:
+        row = session.execute(
+            update(Faults)
+            .where(Faults.tenant_id == tenant_id, Faults.next_count > 0, or_(*(Faults.next_on == s for s in scopes)))
+            .values(next_count=Faults.next_count - 1)
+            .returning(Faults.next_fault, Faults.next_slow_ms)
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
 def _fault_value(name: str, value):
     try:
+        if name == "next_fault":
+            value = str(value)
+            if value not in NEXT_FAULTS:
+                raise ValueError
+            return value
+        if name == "next_on":
+            if value not in NEXT_SCOPES:
+                raise ValueError
+            return value
         if name == "maintenance":
             if value in (True, False):
                 value = "json" if value else "off"
@@ -179,7 +220,7 @@ def _fault_value(name: str, value):
             if value in (True, False, 0, 1, "0", "1", "true", "false"):
                 return value in (True, 1, "1", "true")
             raise ValueError
-        if name in ("latency_ms", "rate_limit", "state_latency_ms"):
+        if name in ("latency_ms", "rate_limit", "state_latency_ms", "next_count", "next_slow_ms"):
             return _non_negative(int(value))
         if name == "rate_window_s":
             window = float(value)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from contextlib import contextmanager
 
 import pytest
-from helpers import LoggedInClient, app_config
+from helpers import LoggedInClient, app_config, free_port, start_worker, stop_process
 from werkzeug.serving import make_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -28,12 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -94,9 +87,14 @@ def users(app):
 
 
 @pytest.fixture
-def login(app, users):
-    def _login(username: str) -> LoggedInClient:
-        return LoggedInClient(app.test_client(), username)
+def login(app):
+    """Log in through the real form as an existing user: ``login("admin")`` → a ``LoggedInClient``.
+
+    The users come from the test's other fixtures (``users``, ``demo`` …); the password defaults to the one
+    in ``helpers.PASSWORDS``.
+    """
+    def _login(username: str, password: str | None = None) -> LoggedInClient:
+        return LoggedInClient(app.test_client(), username, password)
 
     return _login
 
@@ -125,18 +123,9 @@ def live_server(app):
 @pytest.fixture
 def worker(app):
     """A real RQ worker process on the test's database and Redis."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from run_helpers import worker_env
-
-    root = Path(__file__).resolve().parent.parent
-    process = subprocess.Popen([sys.executable, str(root / "worker.py")], env=worker_env(app, app.config["REDIS_URL"]),
-                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start_worker(app)
     yield process
-    process.terminate()
-    process.wait(timeout=15)
+    stop_process(process)
 
 
 @pytest.fixture(scope="session")
@@ -274,12 +263,6 @@ def demo(app, emulator, smtp_server, monkeypatch):
         assert seed_demo(customer_count=30, invoice_count=20, admin_password="Tokyo-pass-2026")
         db.session.commit()
     return emulator
-
-
-@pytest.fixture
-def signin(app):
-    """Log in as an existing user (e.g. the demo's admin/user/keiri) through the real form."""
-    return lambda username: LoggedInClient(app.test_client(), username)
 
 
 @pytest.fixture

@@ -198,7 +198,7 @@ class ScriptedServer(_TcpServer):
                     if self._stopped:
                         break
                     if isinstance(piece, float):
-                        time.sleep(piece)
+                        time.sleep(piece)  # the peer's own slowness is what these tests are about, not a wait
                         continue
                     conn.sendall(piece)
                     self.sent += len(piece)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from helpers import free_port
 from werkzeug.serving import make_server
 
 from meisai_emulator import create_app
@@ -20,12 +20,6 @@ IMPORT_DELAY = 0.2
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2, total_time=5.0)
 CUSTOMER_HEADER = list(contract.DEFAULT_CUSTOMER_IMPORT_FORMATS[1][1])
 REPORT_HEADER = list(contract.DEFAULT_REPORT_COLUMNS)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -54,6 +48,10 @@ class EmulatorServer:
 
     def set_faults(self, **knobs) -> dict:
         return self.admin("POST", f"tenants/{self.account}/faults", knobs)
+
+    def faults(self) -> dict:
+        """The knobs as they stand (``next_count`` falls as requests spend the count-based knob)."""
+        return self.admin("GET", f"tenants/{self.account}/faults")
 
     def reset_faults(self) -> dict:
         return self.admin("POST", f"tenants/{self.account}/faults", {"reset": True})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from sqlalchemy import select
 
 from webapp.databases.models import Database, Field, Menu, Record
@@ -86,15 +84,3 @@ def import_totals(emulator) -> list[int]:
 
 def imported_rows(emulator) -> int:
     return sum(import_totals(emulator))
-
-
-def worker_env(app, redis_url: str) -> dict:
-    """The environment of a real worker process on the test's database, Redis, queue and files."""
-    env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url, "RQ_QUEUE": app.config["RQ_QUEUE"],
-        "SECRET_KEY": app.config["SECRET_KEY"], "APP_ENV": "test", "FILES_DIR": app.config["FILES_DIR"],
-        "RUN_POLL_FIRST_INTERVAL": "0.05", "RUN_POLL_MAX_INTERVAL": "0.2", "RUN_RETRY_BASE_DELAY": "0.05",
-        "MAIL_SERVER": "",
-    })
-    return env

@@ -1,6 +1,6 @@
 """Login, logout, session cookie, CSRF and the create-admin command."""
 
-from helpers import csrf_token_from
+from helpers import csrf_token_from, submit_login
 
 
 def test_login_page_is_japanese_and_protected_pages_redirect_to_it(client, users):
@@ -12,16 +12,14 @@ def test_login_page_is_japanese_and_protected_pages_redirect_to_it(client, users
 
 
 def test_wrong_password_shows_japanese_error_and_stays_logged_out(client, users):
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "admin", "password": "nope", "csrf_token": token})
+    response = submit_login(client, "admin", "nope")
     assert response.status_code == 200
     assert "ユーザ名またはパスワードが正しくありません。" in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
 
 
 def test_login_sets_httponly_samesite_session_cookie(client, users):
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "admin", "password": "Tokyo-pass-2026", "csrf_token": token})
+    response = submit_login(client, "admin")
     assert response.status_code == 302
     cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
     assert "HttpOnly" in cookie
@@ -42,7 +40,7 @@ def test_login_form_without_csrf_token_is_refused(client, users):
     assert "再読み込み" in response.get_data(as_text=True)
 
 
-def test_logout_is_a_post_and_ends_the_session(login):
+def test_logout_is_a_post_and_ends_the_session(users, login):
     admin = login("admin")
     assert admin.get("/logout").status_code == 405
     assert admin.post("/logout").status_code == 302

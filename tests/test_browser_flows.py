@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import browser_login
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -11,16 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-results"
 
 
-def log_in(page, base, username, password):
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.get_by_role("button", name="ログイン").click()
-    expect(page.get_by_role("complementary", name="左パネル")).to_be_visible()
-
-
 def test_configure_a_csv_setting_and_attach_it_to_a_menu(page, live_server, demo):
-    log_in(page, live_server, "keiri", "keiri")
+    browser_login(page, live_server, "keiri")
     page.get_by_role("complementary", name="左パネル").get_by_title("請求書 のDB設定").click()
     page.get_by_role("tab", name="システム連携").click()
     page.get_by_role("link", name="楽楽明細連携設定").click()
@@ -68,7 +61,7 @@ def test_configure_a_csv_setting_and_attach_it_to_a_menu(page, live_server, demo
 
 def test_run_from_the_record_list_watch_it_complete_and_download_the_csv(page, live_server, demo, worker):
     page.on("dialog", lambda dialog: dialog.accept())
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     page.get_by_role("complementary", name="左パネル").get_by_role("link", name="楽楽明細 未連携顧客").click()
     expect(page.locator("#record-count")).to_contain_text("30件中")
     page.locator("summary", has_text="サブメニュー").click()
@@ -101,7 +94,7 @@ def test_run_from_the_record_list_watch_it_complete_and_download_the_csv(page, l
 
 def test_pdf_csv_run_and_the_pdfs_in_the_emulator_ui(page, live_server, demo, worker):
     page.on("dialog", lambda dialog: dialog.accept())
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     panel = page.get_by_role("complementary", name="左パネル")
     for menu_name, integration in (("楽楽明細 未連携顧客", "楽楽明細へ顧客を連携"),
                                    ("楽楽明細 送信待ち請求書", "楽楽明細へ請求書を発行(PDF+CSV)")):

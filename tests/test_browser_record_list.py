@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import browser_login
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -26,14 +27,6 @@ def demo(app):
         db.session.commit()
 
 
-def log_in(page, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name="ログイン").click()
-    expect(page.get_by_role("complementary", name="左パネル")).to_be_visible()
-
-
 def rows(page):
     return page.locator("#record-table tbody tr")
 
@@ -44,7 +37,7 @@ def first_row_code(page) -> str:
 
 
 def test_record_list_search_paging_back_and_sort(page, live_server, demo):
-    log_in(page, live_server, "admin", "admin")
+    browser_login(page, live_server, "admin", "admin")
     panel = page.get_by_role("complementary", name="左パネル")
     expect(panel.get_by_text("顧客", exact=True)).to_be_visible()
     expect(panel.get_by_role("link", name="請求書一覧", exact=True)).to_be_visible()
@@ -114,7 +107,7 @@ def test_record_list_search_paging_back_and_sort(page, live_server, demo):
 
 
 def test_normal_user_sees_no_db_settings_and_gets_japanese_403(page, live_server, demo):
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     panel = page.get_by_role("complementary", name="左パネル")
     expect(panel.get_by_role("link", name="顧客一覧", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name="DB設定")).to_have_count(0)

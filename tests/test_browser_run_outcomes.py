@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import browser_login
 from playwright.sync_api import expect
 from run_helpers import CUSTOMER_MENU, CUSTOMER_SETTING, add_customers, execute, menu_named, setting_named
-from test_browser_flows import log_in
 
 from webapp.extensions import db
 
@@ -36,7 +36,7 @@ def open_integration(page, menu_name: str, integration: str):
 
 def test_the_run_dialog_heading_follows_the_run_to_its_end(page, live_server, demo, worker):
     page.on("dialog", lambda dialog: dialog.accept())
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     dialog = open_integration(page, CUSTOMER_MENU, CUSTOMER_SETTING)
     dialog.get_by_role("button", name="実行").click()
     heading = page.locator("#run-dialog dialog h2")
@@ -58,7 +58,7 @@ def test_the_preview_warns_about_changed_columns_and_customers_never_sent(page, 
         update_menu(menu, MenuSpec(name=menu.name, column_field_ids=ids[:-1], sort_field_id=menu.sort_field_id,
                                    filters=[FilterSpec(f.field_id, f.operator, f.value) for f in menu.filters]))
         db.session.commit()
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     dialog = open_integration(page, CUSTOMER_MENU, CUSTOMER_SETTING)
     dialog.get_by_role("button", name="プレビュー").click()
     warning = dialog.locator("#preview-column-change")
@@ -95,7 +95,7 @@ def test_a_run_with_many_errors_lists_them_once_in_pages(page, live_server, demo
     with app.app_context():
         add_customers(120, address2="🍣ビル")
         run_id = execute(_start(CUSTOMER_SETTING, CUSTOMER_MENU)).id
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     page.goto(f"{live_server}/runs/{run_id}")
     problems = page.locator("#run-problems")
     expect(problems.locator("h2")).to_contain_text("エラーになったレコード(120件)")
@@ -122,7 +122,7 @@ def test_timer_form_warns_without_a_menu_and_run_now_runs_it_as_the_person(page,
     with app.app_context():
         setting = setting_named(CUSTOMER_SETTING)
         url = f"{live_server}/dbs/{setting.database_id}/integrations/{setting.id}/timer"
-    log_in(page, live_server, "keiri", "keiri")
+    browser_login(page, live_server, "keiri")
     page.goto(url)
     form = page.locator("#timer-form")
     warning = form.locator("#timer-whole-db-warning")
@@ -157,7 +157,7 @@ def test_a_whole_file_rejection_reads_once_on_the_run_detail(page, live_server, 
         set_menu_integrations(menu_named("顧客一覧"), [setting_named(CUSTOMER_SETTING).id])
         db.session.commit()
         run_id = execute(_start(CUSTOMER_SETTING, "顧客一覧")).id
-    log_in(page, live_server, "user", "user")
+    browser_login(page, live_server, "user")
     page.goto(f"{live_server}/runs/{run_id}")
     main = page.locator("main")
     expect(main.locator(".run-progress .status-badge")).to_have_text("エラー")

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import browser_login
 from playwright.sync_api import expect
 from run_helpers import field_named, menu_named, records_of
 
@@ -34,14 +35,6 @@ def memo_field(app, demo):
         add_field(database, FieldSpec("連携メモ", "text"))
         db.session.commit()
     return demo
-
-
-def log_in(page, base, username="keiri", password="keiri"):
-    page.goto(f"{base}/login")
-    page.get_by_label("ユーザー名").or_(page.locator("#username")).first.fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name="ログイン").click()
-    expect(page.get_by_role("complementary", name="左パネル")).to_be_visible()
 
 
 def settled(page):
@@ -119,7 +112,7 @@ def stored(app, name: str):
 
 def test_one_setting_of_each_report_kind_typed_with_every_switch_toggled(app, page, live_server, memo_field):
     demo = memo_field
-    log_in(page, live_server)
+    browser_login(page, live_server, "keiri")
     open_setting_list(page, "請求書")
 
     # 帳票データ(CSV): 取込方法 差替 on and off, 承認スキップ on and off, a refused 確定 on the way.
@@ -196,7 +189,7 @@ def field_named_id(app, database_name: str, name: str) -> int:
 def test_customer_setting_with_record_updates_bound_to_a_menu_run_and_timed(app, page, live_server, memo_field, worker):
     demo = memo_field
     page.on("dialog", lambda dialog: dialog.accept())
-    log_in(page, live_server)
+    browser_login(page, live_server, "keiri")
     open_setting_list(page, "顧客")
 
     start_new_setting(page, demo, "顧客を楽楽明細へ(手入力)", demo.token)

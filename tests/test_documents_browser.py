@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import browser_login
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
@@ -29,10 +30,7 @@ def demo(app):
 
 
 def test_open_a_record_and_view_its_pdf(page, live_server, demo):
-    page.goto(f"{live_server}/login")
-    page.locator("#username").fill("user")
-    page.locator("#password").fill("user")
-    page.get_by_role("button", name="ログイン").click()
+    browser_login(page, live_server, "user")
     page.get_by_role("complementary", name="左パネル").get_by_role("link", name="請求書一覧", exact=True).click()
     page.locator("#record-table tbody tr").first.locator("td").first.get_by_role("link").click()
     expect(page.get_by_role("heading", name=re.compile(r"レコードNo\.\d+"))).to_be_visible()

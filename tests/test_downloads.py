@@ -19,7 +19,7 @@ def charsets(content_type: str) -> list[str]:
     return [part.split("=", 1)[1] for part in content_type.split(";")[1:] if part.strip().lower().startswith("charset=")]
 
 
-def test_a_run_file_downloads_byte_exact_with_one_charset_and_no_store(app, demo, signin):
+def test_a_run_file_downloads_byte_exact_with_one_charset_and_no_store(app, demo, login):
     from webapp.runs.operations import start_run
 
     with app.app_context():
@@ -29,7 +29,7 @@ def test_a_run_file_downloads_byte_exact_with_one_charset_and_no_store(app, demo
         info = run.calls[0].files[0]
         stored = (Path(app.config["FILES_DIR"]) / info["path"]).read_bytes()
         run_id, index = run.id, run.calls[0].index
-    response = signin("user").get(f"/runs/{run_id}/calls/{index}/files/0")
+    response = login("user").get(f"/runs/{run_id}/calls/{index}/files/0")
     assert response.status_code == 200
     assert response.data == stored == received_by(demo)[0] and len(stored) == info["size"]
     assert "C00001" in stored.decode("cp932")

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from conftest import TEST_REDIS_URL, free_port
-from helpers import csrf_token_from
-from run_helpers import CUSTOMER_MENU, CUSTOMER_SETTING, menu_named, setting_named, worker_env
+from conftest import TEST_REDIS_URL
+from helpers import free_port, start_worker, stop_process, submit_login, wait_until
+from run_helpers import CUSTOMER_MENU, CUSTOMER_SETTING, menu_named, setting_named
 
 from webapp.core.clock import utcnow
 from webapp.extensions import db
@@ -21,43 +17,30 @@ from webapp.health.operations import WORKER_HEARTBEAT_MAX_AGE, check_health
 from webapp.runs.models import Run, RunStatus
 from webapp.timers.operations import beat
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture
 def worker(app, tmp_path):
     """A real `python worker.py` on the test's database, Redis and queue; stopped (SIGTERM) at the end."""
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT,
-                                   env=worker_env(app, app.config["REDIS_URL"]), stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    process.log_path = log_path
+    process = start_worker(app, log_path=tmp_path / "worker.log")
+    process.log_path = tmp_path / "worker.log"
     yield process
-    stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+    stop_process(process)
 
 
 def wait_for(client, predicate, process, timeout: float = 60):
     """GET /healthz until `predicate(response)` holds (the worker needs a few seconds to register)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def log() -> str:
+        return process.log_path.read_text(errors="replace")[-3000:] if process is not None else ""
+
+    def answer():
         response = client.get("/healthz")
         if predicate(response):
             return response
-        if time.monotonic() > deadline or (process is not None and process.poll() is not None):
-            output = process.log_path.read_text(errors="replace")[-3000:] if process is not None else ""
-            pytest.fail(f"/healthz stayed {response.status_code} {response.get_json()}\n{output}")
-        time.sleep(0.3)
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the worker exited while /healthz said {response.get_json()}\n{log()}")
+        return None
+
+    return wait_until(answer, timeout, interval=0.2, message=log)
 
 
 def assert_no_secrets(app, response) -> None:
@@ -109,7 +92,7 @@ def test_a_stopped_or_silent_worker_no_longer_counts(app, client, worker):
         later = utcnow() + timedelta(seconds=WORKER_HEARTBEAT_MAX_AGE + 5)
         assert check_health(later).checks["workers"] == {"ok": False, "count": 0, "reason": "no live worker"}
 
-    stop(worker)
+    stop_process(worker)
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["workers"] == {"ok": False, "count": 0, "reason": "no live worker"}
@@ -146,13 +129,12 @@ def test_healthz_is_degraded_when_redis_is_unreachable_and_shows_no_url(app, cli
 def test_healthz_needs_no_login_and_is_not_locked_by_failed_logins(app, users):
     client = app.test_client()
     for _ in range(6):
-        token = csrf_token_from(client.get("/login").get_data(as_text=True))
-        client.post("/login", data={"username": "plain", "password": "wrong-password-1", "csrf_token": token})
+        submit_login(client, "plain", "wrong-password-1")
     for _ in range(60):
         assert client.get("/healthz").status_code == 503  # answered (no worker here), never 429 or a login page
 
 
-def test_status_page_is_for_administrators_only(app, login, client):
+def test_status_page_is_for_administrators_only(app, users, login, client):
     assert login("plain").get("/admin/status").status_code == 403
     assert login("editor").get("/admin/status").status_code == 403
     anonymous = client.get("/admin/status")
@@ -162,7 +144,7 @@ def test_status_page_is_for_administrators_only(app, login, client):
     assert 'href="/admin/status"' in home and "稼働状況" in home
 
 
-def test_status_page_shows_workers_queues_scheduler_and_failed_runs(app, demo, signin, worker):
+def test_status_page_shows_workers_queues_scheduler_and_failed_runs(app, demo, login, worker):
     client = app.test_client()
     wait_for(client, lambda r: r.get_json()["checks"]["workers"]["ok"], worker)
     with app.app_context():
@@ -177,7 +159,7 @@ def test_status_page_shows_workers_queues_scheduler_and_failed_runs(app, demo, s
             runs[status] = run.id
         queue = app.config["RQ_QUEUE"]
 
-    page = signin("admin").get("/admin/status")
+    page = login("admin").get("/admin/status")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "<h1>稼働状況</h1>" in html and "正常" in html
@@ -187,7 +169,7 @@ def test_status_page_shows_workers_queues_scheduler_and_failed_runs(app, demo, s
     assert f'href="/runs/{runs[RunStatus.COMPLETED]}"' not in html
 
 
-def test_status_page_says_when_redis_is_unreachable(app, login):
+def test_status_page_says_when_redis_is_unreachable(app, users, login):
     admin = login("admin")
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     html = admin.get("/admin/status").get_data(as_text=True)

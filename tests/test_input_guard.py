@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import browser_login
 from run_helpers import (
     CUSTOMER_MENU,
     CUSTOMER_SETTING,
@@ -147,15 +148,15 @@ def ids_of(app) -> dict[str, int]:
 
 
 @pytest.fixture
-def installed(app, demo, signin):
+def installed(app, demo, login):
     """The demo installation with one finished run, and the administrator signed in."""
-    user = signin("user")
+    user = login("user")
     response = user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={},
                          headers={"HX-Request": "true", "HX-Target": "run-dialog"})
     assert response.status_code == 200
     with app.app_context():
         assert execute(latest_run().id).status == "completed"
-    return signin("admin")
+    return login("admin")
 
 
 def int_rules(app):
@@ -311,8 +312,8 @@ def test_every_input_of_every_form_refuses_a_nul_and_saves_nothing(app, installe
     assert len(checked) > 70  # the pages' forms were found
 
 
-def test_run_dialog_refuses_control_characters_in_its_memo_and_search(app, demo, signin):
-    user = signin("user")
+def test_run_dialog_refuses_control_characters_in_its_memo_and_search(app, demo, login):
+    user = login("user")
     url = run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run")
     before = database_state(app)
     for data in ({"memo": "11月\x00"}, {"memo": "11月\r\n分"}, {"q": "C0\x00"}):
@@ -325,7 +326,7 @@ def test_run_dialog_refuses_control_characters_in_its_memo_and_search(app, demo,
     assert database_state(app) == before
 
 
-def test_a_record_stored_with_a_control_character_before_is_left_out_of_a_run_and_reported(app, demo, signin):
+def test_a_record_stored_with_a_control_character_before_is_left_out_of_a_run_and_reported(app, demo, login):
     """Data from before the rule (a vertical tab pasted from Word; on SQLite even a NUL) is never sent: 楽楽明細
     would refuse the whole file for it."""
     from run_helpers import field_named, records_of
@@ -338,7 +339,7 @@ def test_a_record_stored_with_a_control_character_before_is_left_out_of_a_run_an
         first.data = {**first.data, key: "株式会社\x0b青葉"}
         db.session.commit()
         first_id = first.id
-    user = signin("user")
+    user = login("user")
     response = user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={},
                          headers={"HX-Request": "true", "HX-Target": "run-dialog"})
     assert response.status_code == 200
@@ -455,7 +456,7 @@ def test_a_mail_that_cannot_be_sent_is_marked_failed_not_left_pending(app):
         assert stored.status == "failed" and stored.error
 
 
-def test_a_setting_named_with_a_line_break_before_still_gets_its_report_mail(app, demo, signin, smtp_server):
+def test_a_setting_named_with_a_line_break_before_still_gets_its_report_mail(app, demo, login, smtp_server):
     """A name stored before CR/LF was refused left the run's report mail pending for ever."""
     from webapp.mail.models import OutboxMail
 
@@ -464,7 +465,7 @@ def test_a_setting_named_with_a_line_break_before_still_gets_its_report_mail(app
         setting.name = "顧客を連携\r\nBcc: x@example.com"
         db.session.commit()
         menu_id, setting_id = menu_named(CUSTOMER_MENU).id, setting.id
-    response = signin("user").post(f"/menus/{menu_id}/integrations/{setting_id}/run", data={},
+    response = login("user").post(f"/menus/{menu_id}/integrations/{setting_id}/run", data={},
                                    headers={"HX-Request": "true", "HX-Target": "run-dialog"})
     assert response.status_code == 200
     with app.app_context():
@@ -544,14 +545,6 @@ def test_a_crafted_path_cannot_forge_a_request_log_line(client, users, caplog):
 # ---- in the browser ----------------------------------------------------------------------------------------
 
 
-def browser_log_in(page, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name="ログイン").click()
-    page.get_by_role("complementary", name="左パネル").wait_for()
-
-
 def screenshots(page, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     for width, height in ((1366, 900), (390, 844)):
@@ -563,7 +556,7 @@ def screenshots(page, name: str) -> None:
 def test_pasted_tab_in_a_record_field_is_shown_on_the_field_and_the_input_is_kept(page, live_server, sample):
     from playwright.sync_api import expect
 
-    browser_log_in(page, live_server, "editor", "Osaka-pass-2026")
+    browser_login(page, live_server, "editor")
     page.goto(f"{live_server}/dbs/{sample['database']}/records/new")
     number = page.get_by_label("請求番号")
     number.fill("INV-0100\t2")  # a cell pasted from Excel with its neighbour
@@ -586,7 +579,7 @@ def test_pasted_tab_in_a_record_field_is_shown_on_the_field_and_the_input_is_kep
 def test_a_search_with_a_tab_says_why_in_the_toast(page, live_server, sample):
     from playwright.sync_api import expect
 
-    browser_log_in(page, live_server, "plain", "Nagoya-pass-2026")
+    browser_login(page, live_server, "plain")
     page.goto(f"{live_server}/menus/{sample['menu']}")
     page.locator("#keyword").fill("INV\t0001")
     page.locator("#keyword").press("Enter")

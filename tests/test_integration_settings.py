@@ -433,7 +433,7 @@ def test_connection_test_against_the_emulator(login, setup, emulator, case, expe
     elif case == "maintenance":
         emulator.set_faults(maintenance="json")
     elif case == "unreachable":
-        from conftest import free_port
+        from helpers import free_port
 
         url_value = f"http://127.0.0.1:{free_port()}/demo/"
     response = login("editor").post(url(setup, "/connection-test"), data={"url": url_value, "token": token},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import app_on, emulator_in, serving
-from helpers import PASSWORDS
+from helpers import PASSWORDS, browser_login
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -142,21 +142,13 @@ def site(tmp_path_factory):
             yield Site(url=url, paths=paths)
 
 
-def log_in(page, base_url: str, username: str = "admin") -> None:
-    page.goto(f"{base_url}/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(PASSWORDS[username])
-    page.get_by_role("button", name="ログイン").click()
-    expect(page.locator(".topbar .who")).to_be_visible()
-
-
 @pytest.fixture(scope="module")
 def admin_page(browser, site):
     """One logged-in administrator's tab for every case; each case sets its own window size."""
     context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
     page = context.new_page()
     page.set_default_timeout(15000)
-    log_in(page, site.url)
+    browser_login(page, site.url, "admin")
     yield page
     context.close()
 
@@ -254,7 +246,7 @@ def test_phone_menu_button_opens_the_left_panel_with_and_without_htmx_navigation
     context = browser.new_context(locale="ja-JP", viewport=SIZES["phone"])
     try:
         page = context.new_page()
-        log_in(page, site.url)
+        browser_login(page, site.url, "admin")
         posts = []
         page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
         page.goto(site.url + site.paths["record_list"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
+from helpers import browser_login
 from sqlalchemy import select
 
 from webapp.core.audit import AuditEntry
@@ -203,16 +204,8 @@ def test_in_the_browser_a_used_menu_is_read_only_for_db_settings_and_its_save_na
 
     shots = Path(__file__).resolve().parent.parent / "test-results"
 
-    def log_in(username, password):
-        page.context.clear_cookies()
-        page.goto(f"{live_server}/login")
-        page.fill("#username", username)
-        page.fill("#password", password)
-        page.get_by_role("button", name="ログイン").click()
-        expect(page.get_by_role("complementary", name="左パネル")).to_be_visible()
-
     edit = f"{live_server}/dbs/{bound['database']}/menus/{bound['attached']}/edit"
-    log_in("only_db", "only-db-pass-1")
+    browser_login(page, live_server, "only_db")
     page.goto(edit)
     expect(page.locator("#menu-locked")).to_contain_text("楽楽明細連携「請求書を楽楽明細へ」で使われているため")
     expect(page.get_by_role("button", name="確定")).to_be_disabled()
@@ -222,7 +215,7 @@ def test_in_the_browser_a_used_menu_is_read_only_for_db_settings_and_its_save_na
         page.screenshot(path=str(shots / f"menu_locked_{width}.png"), full_page=True)
 
     page.set_viewport_size({"width": 1366, "height": 900})
-    log_in("editor", "Osaka-pass-2026")
+    browser_login(page, live_server, "editor")
     page.goto(edit)
     expect(page.locator("#menu-locked")).to_have_count(0)
     page.locator("#filter-rows").get_by_role("button", name="削除").click()

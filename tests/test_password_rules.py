@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import browser_login
 
 from webapp.auth.passwords import PASSWORD_RULES, password_problems
 
@@ -20,7 +21,7 @@ def post_new_user(admin, password, **extra):
                                                 "password_confirm": password, **extra})
 
 
-def test_the_rules_stand_next_to_the_password_field_before_submitting(login):
+def test_the_rules_stand_next_to_the_password_field_before_submitting(users, login):
     html = login("admin").get("/admin/users/new").get_data(as_text=True)
     assert 'id="password-help"' in html and PASSWORD_RULES in html
     field = re.search(r'<input[^>]*id="password"[^>]*>', html).group(0)
@@ -28,7 +29,7 @@ def test_the_rules_stand_next_to_the_password_field_before_submitting(login):
 
 
 @pytest.mark.parametrize("password", ["qwerty123456", "abcdefgh1234", "Password2026", "tanaka19870401"])
-def test_guessable_passwords_the_old_rules_let_through_are_refused(app, login, password):
+def test_guessable_passwords_the_old_rules_let_through_are_refused(app, users, login, password):
     from webapp.auth.models import User
     from webapp.extensions import db
 
@@ -40,7 +41,7 @@ def test_guessable_passwords_the_old_rules_let_through_are_refused(app, login, p
         assert db.session.query(User).filter_by(username="tanaka").count() == 0
 
 
-def test_each_failed_rule_is_said_once(login):
+def test_each_failed_rule_is_said_once(users, login):
     response = post_new_user(login("admin"), "short1")
     errors = errors_of(response.get_data(as_text=True))
     assert len(errors) == len(set(errors)), errors
@@ -88,10 +89,7 @@ def test_create_admin_prompt_shows_the_rules_and_refuses_a_guessable_password(ap
 @pytest.mark.browser
 def test_a_person_sees_the_rules_types_a_weak_password_then_a_strong_one(app, users, live_server, page, tmp_path):
     page.set_viewport_size({"width": 1366, "height": 900})
-    page.goto(f"{live_server}/login")
-    page.get_by_label("ユーザ名").fill("admin")
-    page.get_by_label("パスワード").fill("Tokyo-pass-2026")
-    page.get_by_role("button", name="ログイン").click()
+    browser_login(page, live_server, "admin")
     page.goto(f"{live_server}/admin/users/new")
     password = page.locator("#password")
     # The rules are announced with the field (aria-describedby) before anything is typed.

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import TEST_REDIS_URL
-from helpers import csrf_token_from
+from helpers import submit_login
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "9f2c4e7a1b8d3f6e0a5c9b2d7e4f1a8c"
@@ -93,8 +93,7 @@ def login_cookies(app) -> list[str]:
         db.session.commit()
     client = app.test_client()
     page = client.get("/login")
-    response = client.post("/login", data={"username": "admin", "password": "Tokyo-pass-2026",
-                                           "csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    response = submit_login(client, "admin")
     assert response.status_code == 302
     return [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")], page
 

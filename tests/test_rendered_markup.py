@@ -45,7 +45,7 @@ NO_PAGE_EXPECTED = {
 
 
 @pytest.fixture
-def installation(app, demo, signin):
+def installation(app, demo, login):
     """The demo, with a finished run (run detail, its files) and a timer that uses a menu."""
     from datetime import time
 
@@ -53,14 +53,14 @@ def installation(app, demo, signin):
     from webapp.timers.operations import TimerValues, save_timer
     from webapp.timers.schedule import Kind
 
-    user = signin("user")
+    user = login("user")
     response = user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), headers={"HX-Request": "true"})
     assert response.status_code == 200
     with app.app_context():
         assert execute(latest_run().id).status == "completed"
         save_timer(setting_named(INVOICE_SETTING), TimerValues(
             enabled=True, priority=3, kind=Kind.DAILY, at=time(9, 30), menu_id=menu_named(INVOICE_MENU).id), utcnow())
-    return signin("admin")
+    return login("admin")
 
 
 def id_scopes(app) -> list[dict[str, int]]:

@@ -5,13 +5,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from helpers import ROOT, free_port, start_worker, stop_process, wait_until, worker_env
 from redis import Redis
 from run_helpers import (
     CUSTOMER_MENU,
@@ -21,24 +19,13 @@ from run_helpers import (
     import_totals,
     menu_named,
     setting_named,
-    worker_env,
 )
 from sqlalchemy import create_engine, text
 
+from webapp.core.clock import utcnow
 from webapp.extensions import db
 from webapp.runs.models import CallStatus, Run, RunStatus
 from webapp.runs.operations import recover_runs, start_run
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def call_status(app, run_id, index=1):
@@ -52,68 +39,50 @@ def call_status(app, run_id, index=1):
         engine.dispose()
 
 
-def run_in_thread(app, run_id):
-    def target():
-        with app.app_context():
-            from webapp.runs.engine import execute_run
-
-            execute_run(run_id)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread
-
-
 def new_run(app):
     with app.app_context():
         run = start_run(setting_named(CUSTOMER_SETTING), menu_named(CUSTOMER_MENU), executor_id=None, enqueue=False)
         return run.id
 
 
+def posts_and_polls(run: Run) -> tuple[list[int], list[int]]:
+    """HTTP statuses of call 1's POST attempts and of its state polls, in order."""
+    exchanges = run.calls[0].exchanges
+    return ([x["http_status"] for x in exchanges if x["method"] == "POST"],
+            [x["http_status"] for x in exchanges if x["method"] == "GET"])
+
+
 def test_maintenance_during_polling_is_waited_out(app, demo):
-    demo.set_faults(import_delay_s=2.0)  # the import stays 取込中 long enough to poll through maintenance
+    demo.set_faults(next_count=2, next_fault="maintenance", next_on="state")  # the first two polls: 503
     run_id = new_run(app)
-    thread = run_in_thread(app, run_id)
-    wait_for(lambda: call_status(app, run_id) == CallStatus.ACCEPTED)
-    demo.set_faults(maintenance="json")
-    time.sleep(0.6)  # several polls answered 503
-    demo.reset_faults()
-    thread.join(timeout=30)
     with app.app_context():
-        run = db.session.get(Run, run_id)
+        run = execute(run_id)
         assert run.status == RunStatus.COMPLETED, run.error_message
-        statuses = [x["http_status"] for x in run.calls[0].exchanges]
-        assert 503 in statuses and statuses[-1] == 200
+        posts, polls = posts_and_polls(run)
+        assert posts == [200] and polls[:2] == [503, 503] and polls[-1] == 200
     assert import_totals(demo) == [30]
 
 
 def test_maintenance_html_page_on_post_is_retried(app, demo):
-    demo.set_faults(maintenance="html")
+    demo.set_faults(next_count=3, next_fault="maintenance_html", next_on="import")
     run_id = new_run(app)
-    thread = run_in_thread(app, run_id)
-    time.sleep(0.4)
-    demo.reset_faults()
-    thread.join(timeout=30)
     with app.app_context():
-        run = db.session.get(Run, run_id)
+        run = execute(run_id)
         assert run.status == RunStatus.COMPLETED, run.error_message
-        assert run.calls[0].exchanges[0]["http_status"] == 200  # the HTML maintenance page answers 200
-        assert len(run.calls[0].exchanges) > 2
-    assert import_totals(demo) == [30]
+        # The HTML maintenance page answers 200: it is told from the acceptance by what it says.
+        posts = [x for x in run.calls[0].exchanges if x["method"] == "POST"]
+        assert [x["http_status"] for x in posts] == [200] * 4
+        assert all("メンテナンス" in x["response_text"] for x in posts[:3]) and '"importId"' in posts[3]["response_text"]
+    assert import_totals(demo) == [30]  # accepted once
 
 
 def test_server_errors_on_post_are_retried_then_succeed(app, demo):
-    demo.set_faults(failure_rate=1.0, failure_status=500)
+    demo.set_faults(next_count=2, next_fault="500", next_on="import")
     run_id = new_run(app)
-    thread = run_in_thread(app, run_id)
-    time.sleep(0.3)
-    demo.reset_faults()
-    thread.join(timeout=30)
     with app.app_context():
-        run = db.session.get(Run, run_id)
-        assert run.status == RunStatus.COMPLETED
-        first = run.calls[0].exchanges[0]
-        assert first["http_status"] == 500 and first["method"] == "POST"
+        run = execute(run_id)
+        assert run.status == RunStatus.COMPLETED, run.error_message
+        assert posts_and_polls(run)[0] == [500, 500, 200]
     assert import_totals(demo) == [30]  # accepted once
 
 
@@ -156,20 +125,20 @@ def _proc_state(pid: int) -> str:
         return "Z"
 
 
-def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resending(app, demo, signin):
+def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resending(app, demo, login):
     with app.app_context():
         add_customers(10_005 - 30)  # two calls: 10,000 + 5 rows
-    demo.set_faults(state_latency_ms=20_000)  # the worker will be inside a poll of call 1
+    # Call 1's first poll hangs, so the worker is inside it when it is killed.
+    demo.set_faults(next_count=1, next_fault="slow", next_on="state", next_slow_ms=60_000)
     run_id = new_run(app)
     with app.app_context():
         from webapp.runs.operations import enqueue_run
 
         enqueue_run(db.session.get(Run, run_id))
-    worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=worker_env(app, app.config["REDIS_URL"]),
-                              cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = start_worker(app)
     try:
-        wait_for(lambda: call_status(app, run_id) == CallStatus.ACCEPTED, timeout=60)
-        time.sleep(0.3)
+        wait_until(lambda: call_status(app, run_id) == CallStatus.ACCEPTED, timeout=60)
+        wait_until(lambda: demo.faults()["next_count"] == 0, timeout=30)  # the emulator holds that poll
     finally:
         # The worker and its work-horse (RQ puts the horse in its own process group), no cleanup.
         doomed = [worker.pid, *descendants(worker.pid)]
@@ -180,16 +149,17 @@ def test_worker_killed_mid_run_is_shown_interrupted_and_resumes_without_resendin
             except ProcessLookupError:
                 pass
         worker.wait(timeout=10)
-    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid) for pid in doomed), timeout=10)
-    demo.reset_faults()
-    app.config["RUN_STALE_SECONDS"] = 0.5
-    time.sleep(0.6)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid) for pid in doomed),
+               timeout=10)
     with app.app_context():
-        assert recover_runs() == [run_id]
+        # Nothing is recovered while the run's heartbeat is fresh, and it is once RUN_STALE_SECONDS have passed.
+        stale = utcnow() + timedelta(seconds=app.config["RUN_STALE_SECONDS"] + 1)
+        assert recover_runs() == []
+        assert recover_runs(now=stale) == [run_id]
         run = db.session.get(Run, run_id)
         assert run.status == RunStatus.INTERRUPTED and "再実行" in run.error_message
         assert [c.status for c in run.calls] == [CallStatus.ACCEPTED, CallStatus.PLANNED]
-    user = signin("admin")
+    user = login("admin")
     page = user.get(f"/runs/{run_id}").get_data(as_text=True)
     assert "中断" in page and "再実行" in page
     assert user.post(f"/runs/{run_id}/rerun").status_code == 302
@@ -230,16 +200,19 @@ def private_redis():
     def start():
         process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _pings(port), timeout=10)
+        wait_until(lambda: _pings(port), timeout=10)
         return process
 
     holder = {"process": start()}
-    holder["restart"] = lambda: (holder["process"].terminate(), holder["process"].wait(10),
-                                 holder.__setitem__("process", start()))
+
+    def restart():
+        stop_process(holder["process"])
+        holder["process"] = start()
+
+    holder["restart"] = restart
     holder["url"] = f"redis://127.0.0.1:{port}/0"
     yield holder
-    holder["process"].terminate()
-    holder["process"].wait(10)
+    stop_process(holder["process"])
 
 
 def _pings(port):
@@ -255,11 +228,18 @@ def test_redis_restarted_between_enqueue_and_work_still_runs_once(app, demo, pri
     with app.app_context():
         from webapp.runs.operations import enqueue_run
 
-        enqueue_run(db.session.get(Run, run_id))
+        run = db.session.get(Run, run_id)
+        enqueue_run(run)
+        created = run.created_at.replace(tzinfo=UTC)
     private_redis["restart"]()  # the queued job is gone with Redis' memory
     assert Redis.from_url(private_redis["url"]).keys("rq:job:*") == []
-    time.sleep(2.1)
-    worker = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=worker_env(app, private_redis["url"]),
+    with app.app_context():
+        # Within the grace between committing a run and enqueueing its job, a missing job is not yet lost.
+        grace = app.config["RUN_ENQUEUE_GRACE_SECONDS"]
+        assert recover_runs(now=created + timedelta(seconds=grace / 2)) == []
+    # A worker starting later recovers it (here "later" is a grace of 0 for that process).
+    worker = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"],
+                            env=worker_env(app, private_redis["url"], RUN_ENQUEUE_GRACE_SECONDS="0"),
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]
     with app.app_context():

@@ -54,7 +54,7 @@ def visible_text(html: str) -> str:
     return re.sub(r"<[^>]+>", " ", html)
 
 
-def test_column_count_rejection_is_error_said_once_with_what_to_change(app, demo, signin):
+def test_column_count_rejection_is_error_said_once_with_what_to_change(app, demo, login):
     """顧客一覧 has 10 columns (連携ステータス too); 楽楽明細's 取込設定ID 1 expects 9: every row is refused alike."""
     with app.app_context():
         attach("顧客一覧", CUSTOMER_SETTING)
@@ -72,27 +72,27 @@ def test_column_count_rejection_is_error_said_once_with_what_to_change(app, demo
         assert mail.body.count("9列です") == 1
         assert re.search(r"開始: \d{4}/\d\d/\d\d \d\d:\d\d JST", mail.body)
         run_id = run.id
-    detail = signin("user").get(f"/runs/{run_id}").get_data(as_text=True)
+    detail = login("user").get(f"/runs/{run_id}").get_data(as_text=True)
     text = visible_text(detail.split("<h2>レポートメール</h2>")[0])
     assert text.count("列の数が合わないため") == 1  # once, not per call, record or row
     assert "一部" not in text
     assert "30件: 取込エラー" in text
 
 
-def test_every_row_refused_for_one_reason_is_said_once(app, demo, signin):
+def test_every_row_refused_for_one_reason_is_said_once(app, demo, login):
     with app.app_context():
         set_every_customer("郵便番号", "郵便番号ではない")
         run = run_now(CUSTOMER_SETTING, CUSTOMER_MENU)
         assert run.status == "error" and run.calls[0].status == CallStatus.FAILED
         assert run.error_message.startswith("この回の30件すべてが同じ理由で取り込まれませんでした: 郵便番号: ")
         run_id = run.id
-    detail = signin("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0]
+    detail = login("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0]
     # Once on the page; the folded 通信ログ keeps 楽楽明細's raw answer with its 30 row errors.
     outside_logs = visible_text(re.sub(r"<details>.*?</details>", "", detail, flags=re.S))
     assert outside_logs.count("半角数字7桁") == 1 and "一部" not in outside_logs
 
 
-def test_unknown_import_setting_id_is_refused_once_and_names_where_to_find_the_id(app, demo, signin, monkeypatch):
+def test_unknown_import_setting_id_is_refused_once_and_names_where_to_find_the_id(app, demo, login, monkeypatch):
     # Ten records a call: three calls, the first refused, the two others not sent for the same reason.
     real_pack = export.pack
     monkeypatch.setattr(export, "pack", lambda lines, header, **kw: real_pack(lines, header, max_rows=10))
@@ -107,12 +107,12 @@ def test_unknown_import_setting_id_is_refused_once_and_names_where_to_find_the_i
         assert all(r.message == "" for r in db.session.execute(
             select(RunRecord).where(RunRecord.run_id == run.id)).scalars())
         run_id = run.id
-    detail = visible_text(signin("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0])
+    detail = visible_text(login("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0])
     assert detail.count("取込設定ID 99") == 1
     assert "2回目の送信の10件: 未送信" in detail and "3回目の送信の10件: 未送信" in detail
 
 
-def test_unreadable_encoding_is_refused_once_without_calling_it_partial(app, demo, signin):
+def test_unreadable_encoding_is_refused_once_without_calling_it_partial(app, demo, login):
     demo.set_faults(refuse_csv_encoding=True)
     with app.app_context():
         run = run_now(CUSTOMER_SETTING, CUSTOMER_MENU)
@@ -122,11 +122,11 @@ def test_unreadable_encoding_is_refused_once_without_calling_it_partial(app, dem
         status = field_named("顧客", "連携ステータス")
         assert all(r.data[status.key] == "未連携" for r in records_of("顧客"))  # no レコード更新
         run_id = run.id
-    detail = visible_text(signin("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0])
+    detail = visible_text(login("user").get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0])
     assert detail.count("文字コードの違い") == 1 and "一部" not in detail
 
 
-def test_every_record_refused_for_its_own_reason_is_error_not_partial(app, demo, signin):
+def test_every_record_refused_for_its_own_reason_is_error_not_partial(app, demo, login):
     """Invoices whose customers were never sent: each document is refused with its own 顧客コード."""
     with app.app_context():
         run = run_now(INVOICE_SETTING, INVOICE_MENU)
@@ -135,7 +135,7 @@ def test_every_record_refused_for_its_own_reason_is_error_not_partial(app, demo,
         assert f"対象{run.record_count}件すべて" in run.error_message and "一部" not in run.error_message
         assert "一部" not in mail_of(run.id).subject + mail_of(run.id).body
         run_id, count = run.id, run.record_count
-    detail = signin("user").get(f"/runs/{run_id}").get_data(as_text=True)
+    detail = login("user").get(f"/runs/{run_id}").get_data(as_text=True)
     assert "一部" not in visible_text(detail)
     problems = detail.split('id="run-problems"')[1].split("<h2>レポートメール")[0]
     assert problems.count("の顧客が登録されていません") == count  # each record's own reason, listed once
@@ -161,22 +161,22 @@ def test_partial_run_says_how_many_of_how_many(app, demo):
         assert "対象30件のうち1件" in run.error_message
 
 
-def test_pdf_only_run_reports_pdfs_not_csv_lines(app, demo, signin):
+def test_pdf_only_run_reports_pdfs_not_csv_lines(app, demo, login):
     with app.app_context():
         assert run_now(CUSTOMER_SETTING, CUSTOMER_MENU).status == "completed"
         run = run_now(PDF_SETTING, INVOICE_MENU)
         assert run.status == "completed", run.error_message
         assert run.row_count == 0 and run.calls[0].row_count == 0
         run_id, pdfs = run.id, run.record_count
-    detail = visible_text(signin("user").get(f"/runs/{run_id}").get_data(as_text=True))
+    detail = visible_text(login("user").get(f"/runs/{run_id}").get_data(as_text=True))
     assert f"PDF {pdfs}件(CSVなし)" in detail
     assert not re.search(r"CSV \d+行", detail)
     with app.app_context():
-        listing = signin("user").get(f"/menus/{menu_named(INVOICE_MENU).id}/runs").get_data(as_text=True)
+        listing = login("user").get(f"/menus/{menu_named(INVOICE_MENU).id}/runs").get_data(as_text=True)
     assert '<td class="num">—</td>' in listing and '<td class="num">0</td>' not in listing  # its CSV行数
 
 
-def test_record_errors_are_listed_once_and_paged(app, demo, signin):
+def test_record_errors_are_listed_once_and_paged(app, demo, login):
     """60 unencodable customers: 60 problems, 50 on the first page, the rest on the second (htmx fragment)."""
     from run_helpers import add_customers
 
@@ -185,7 +185,7 @@ def test_record_errors_are_listed_once_and_paged(app, demo, signin):
         run = run_now(CUSTOMER_SETTING, CUSTOMER_MENU)
         assert run.status == "partial" and run.error_count == 60
         run_id = run.id
-    user = signin("user")
+    user = login("user")
     first = user.get(f"/runs/{run_id}").get_data(as_text=True).split("<h2>レポートメール")[0]
     assert first.count("Windows-31J(Shift_JIS)で送信できません") == 50
     assert "エラーになったレコード(60件)" in first and "1 / 2ページ" in first
@@ -195,7 +195,7 @@ def test_record_errors_are_listed_once_and_paged(app, demo, signin):
     assert "2 / 2ページ" in fragment
 
 
-def test_request_parameters_and_responses_read_as_japanese_and_times_name_their_zone(app, demo, signin):
+def test_request_parameters_and_responses_read_as_japanese_and_times_name_their_zone(app, demo, login):
     with app.app_context():
         setting_named(CUSTOMER_SETTING).import_setting_id = 99
         db.session.commit()
@@ -203,7 +203,7 @@ def test_request_parameters_and_responses_read_as_japanese_and_times_name_their_
                           memo="11月分 顧客", enqueue=False)
         run = execute(start.id)
         run_id = run.id
-    detail = signin("user").get(f"/runs/{run_id}").get_data(as_text=True)
+    detail = login("user").get(f"/runs/{run_id}").get_data(as_text=True)
     assert "\\u" not in detail
     assert "&#34;importProcessName&#34;: &#34;11月分 顧客&#34;" in detail or '"importProcessName": "11月分 顧客"' in detail
     assert "取込設定が見つかりません" in detail  # the raw answer, readable
@@ -212,11 +212,11 @@ def test_request_parameters_and_responses_read_as_japanese_and_times_name_their_
     assert " UTC" not in detail
 
 
-def test_progress_in_the_dialog_carries_a_heading_that_follows_the_run(app, demo, signin):
+def test_progress_in_the_dialog_carries_a_heading_that_follows_the_run(app, demo, login):
     with app.app_context():
         run = start_run(setting_named(CUSTOMER_SETTING), menu_named(CUSTOMER_MENU), executor_id=None, enqueue=False)
         run_id = run.id
-    user = signin("user")
+    user = login("user")
     waiting = user.get(f"/runs/{run_id}/progress?heading=1").get_data(as_text=True)
     assert "実行を受け付けました" in waiting and "heading=1" in waiting
     with app.app_context():

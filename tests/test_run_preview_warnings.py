@@ -33,8 +33,8 @@ def run_now(setting_name: str, menu_name: str):
     return execute(run.id)
 
 
-def preview(app, signin, menu_name: str, setting_name: str) -> str:
-    response = signin("user").post(run_url(app, menu_name, setting_name, "preview"), data={}, headers=HTMX)
+def preview(app, login, menu_name: str, setting_name: str) -> str:
+    response = login("user").post(run_url(app, menu_name, setting_name, "preview"), data={}, headers=HTMX)
     assert response.status_code == 200
     return response.get_data(as_text=True)
 
@@ -49,14 +49,14 @@ def invoice_codes() -> list[str]:
     return [by_id[i].data[code.key] for i in ids]
 
 
-def test_columns_changed_since_the_last_imported_call_are_shown_with_the_difference(app, demo, signin):
+def test_columns_changed_since_the_last_imported_call_are_shown_with_the_difference(app, demo, login):
     from webapp.databases.operations import FilterSpec, MenuSpec, update_menu
 
     with app.app_context():
         assert run_now(CUSTOMER_SETTING, CUSTOMER_MENU).status == "completed"
         run_id = db.session.execute(select(SentCustomerCode.run_id)).scalars().first()
         add_customers(3)
-    body = preview(app, signin, CUSTOMER_MENU, CUSTOMER_SETTING)
+    body = preview(app, login, CUSTOMER_MENU, CUSTOMER_SETTING)
     assert 'id="preview-column-change"' not in body  # same columns as the call that was imported
     with app.app_context():
         menu = menu_named(CUSTOMER_MENU)
@@ -67,7 +67,7 @@ def test_columns_changed_since_the_last_imported_call_are_shown_with_the_differe
         update_menu(menu, MenuSpec(name=menu.name, column_field_ids=[ids[n] for n in order], filters=filters,
                                    sort_field_id=menu.sort_field_id))
         db.session.commit()
-    body = preview(app, signin, CUSTOMER_MENU, CUSTOMER_SETTING)
+    body = preview(app, login, CUSTOMER_MENU, CUSTOMER_SETTING)
     warning = body.split('id="preview-column-change"')[1].split("</div>")[0]
     assert f"実行No.{run_id}" in warning
     assert "追加された列: 連携ステータス" in warning and "なくなった列: 部署名" in warning
@@ -75,23 +75,23 @@ def test_columns_changed_since_the_last_imported_call_are_shown_with_the_differe
     assert "前回(9列)" in warning and "今回(9列)" in warning
     assert "送信はできます" in warning
     # A warning, not a block: 実行 still starts the run.
-    user = signin("user")
+    user = login("user")
     response = user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX)
     assert "実行を受け付けました" in response.get_data(as_text=True)
 
 
-def test_no_column_warning_before_any_imported_call(app, demo, signin):
+def test_no_column_warning_before_any_imported_call(app, demo, login):
     with app.app_context():
         setting_named(CUSTOMER_SETTING).import_setting_id = 99  # refused: nothing was imported with these columns
         db.session.commit()
         assert run_now(CUSTOMER_SETTING, CUSTOMER_MENU).status == "error"
-    assert 'id="preview-column-change"' not in preview(app, signin, CUSTOMER_MENU, CUSTOMER_SETTING)
+    assert 'id="preview-column-change"' not in preview(app, login, CUSTOMER_MENU, CUSTOMER_SETTING)
 
 
-def test_documents_of_customers_never_sent_to_this_meisai_are_counted_with_their_first_codes(app, demo, signin):
+def test_documents_of_customers_never_sent_to_this_meisai_are_counted_with_their_first_codes(app, demo, login):
     with app.app_context():
         codes = invoice_codes()
-    body = preview(app, signin, INVOICE_MENU, INVOICE_SETTING)
+    body = preview(app, login, INVOICE_MENU, INVOICE_SETTING)
     warning = body.split('id="preview-unknown-customers"')[1].split("</div>")[0]
     assert f"{len(codes)}件のレコードの顧客コードは、この楽楽明細にまだ送信されていません" in warning
     shown = re.search(r"顧客コード(?:\(先頭\d+件\))?: ([^<]+)</p>", warning).group(1).split("、")
@@ -99,11 +99,11 @@ def test_documents_of_customers_never_sent_to_this_meisai_are_counted_with_their
     # Once the customers were sent by a successful 顧客データ run, the warning is gone.
     with app.app_context():
         assert run_now(CUSTOMER_SETTING, CUSTOMER_MENU).status == "completed"
-    assert 'id="preview-unknown-customers"' not in preview(app, signin, INVOICE_MENU, INVOICE_SETTING)
-    assert 'id="preview-unknown-customers"' not in preview(app, signin, INVOICE_MENU, PDF_SETTING)
+    assert 'id="preview-unknown-customers"' not in preview(app, login, INVOICE_MENU, INVOICE_SETTING)
+    assert 'id="preview-unknown-customers"' not in preview(app, login, INVOICE_MENU, PDF_SETTING)
 
 
-def test_a_customer_refused_by_meisai_or_sent_to_another_meisai_still_counts_as_never_sent(app, demo, signin):
+def test_a_customer_refused_by_meisai_or_sent_to_another_meisai_still_counts_as_never_sent(app, demo, login):
     from meisai_emulator.tenants import create_tenant
     from webapp.integrations.models import DataKind
     from webapp.integrations.operations import SettingValues, save_setting, set_menu_integrations
@@ -125,12 +125,12 @@ def test_a_customer_refused_by_meisai_or_sent_to_another_meisai_still_counts_as_
         assert run_now("別の楽楽明細へ顧客", CUSTOMER_MENU).status == "partial"
         assert run_now(CUSTOMER_SETTING, CUSTOMER_MENU).status == "partial"
         expected = invoice_codes().count(first_code)
-    body = preview(app, signin, INVOICE_MENU, INVOICE_SETTING)
+    body = preview(app, login, INVOICE_MENU, INVOICE_SETTING)
     warning = body.split('id="preview-unknown-customers"')[1].split("</div>")[0]
     assert f"{expected}件のレコードの顧客コード" in warning and f": {first_code}</p>" in warning
 
 
-def test_codes_of_runs_made_before_the_upgrade_are_filled_in(app, demo, signin):
+def test_codes_of_runs_made_before_the_upgrade_are_filled_in(app, demo, login):
     from flask_migrate import downgrade, stamp, upgrade
 
     with app.app_context():

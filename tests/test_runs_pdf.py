@@ -116,10 +116,10 @@ def test_record_whose_pdf_cannot_be_named_is_reported_not_skipped(app, demo):
         assert problem.status == RecordStatus.INVALID and "紐付けられません" in problem.message
 
 
-def test_preview_lists_the_pdf_names(app, demo, signin):
+def test_preview_lists_the_pdf_names(app, demo, login):
     with app.app_context():
         url = f"/menus/{menu_named(INVOICE_MENU).id}/integrations/{setting_named(PDF_CSV_SETTING).id}/preview"
-    body = signin("user").post(url, data={}).get_data(as_text=True)
+    body = login("user").post(url, data={}).get_data(as_text=True)
     assert "ZIPにまとめて送信" in body and ".pdf" in body
     with app.app_context():
         assert latest_run() is None

@@ -7,8 +7,7 @@ client, as someone who copied it would.
 from __future__ import annotations
 
 import pytest
-from conftest import free_port
-from helpers import PASSWORDS, LoggedInClient, csrf_token_from
+from helpers import PASSWORDS, LoggedInClient, free_port, submit_login
 
 from webapp.auth.models import User
 from webapp.extensions import db
@@ -31,7 +30,7 @@ def assert_login_page(response):
     assert response.status_code == 302 and "/login" in response.location
 
 
-def test_a_cookie_copied_before_logout_gets_the_login_page_afterwards(app, login):
+def test_a_cookie_copied_before_logout_gets_the_login_page_afterwards(app, users, login):
     plain = login("plain")
     copied = session_cookie(plain.client)
     assert replay(app, copied).status_code == 200  # the copy really is a working login
@@ -40,7 +39,7 @@ def test_a_cookie_copied_before_logout_gets_the_login_page_afterwards(app, login
     assert_login_page(plain.get("/"))
 
 
-def test_logout_ends_only_that_session(app, login):
+def test_logout_ends_only_that_session(app, users, login):
     office, laptop = login("plain"), login("plain")
     office.post("/logout")
     assert laptop.get("/").status_code == 200
@@ -48,15 +47,15 @@ def test_logout_ends_only_that_session(app, login):
 
 def test_a_login_gets_a_new_session_id(app, users):
     client = app.test_client()
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    client.get("/login")
     before = session_cookie(client)
-    client.post("/login", data={"username": "plain", "password": PASSWORDS["plain"], "csrf_token": token})
+    submit_login(client, "plain")
     assert session_cookie(client) != before
     # A session id planted before the login (fixation) does not become a logged-in session.
     assert_login_page(replay(app, before))
 
 
-def test_the_cookie_holds_only_a_random_id_and_the_session_lives_in_redis(app, login):
+def test_the_cookie_holds_only_a_random_id_and_the_session_lives_in_redis(app, users, login):
     from redis import Redis
 
     plain = login("plain")
@@ -66,7 +65,7 @@ def test_the_cookie_holds_only_a_random_id_and_the_session_lives_in_redis(app, l
     assert Redis.from_url(app.config["REDIS_URL"]).ttl(prefix + value) > 0
 
 
-def test_a_password_change_ends_every_session_of_the_user(app, login):
+def test_a_password_change_ends_every_session_of_the_user(app, users, login):
     from webapp.auth.operations import change_password
 
     office, laptop, other = login("plain"), login("plain"), login("editor")
@@ -78,11 +77,7 @@ def test_a_password_change_ends_every_session_of_the_user(app, login):
     assert_login_page(laptop.get("/"))
     assert other.get("/").status_code == 200
     # The new password works at once.
-    PASSWORDS_AFTER = dict(PASSWORDS, plain="Kobe-harbour-2027")
-    client = app.test_client()
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "plain", "password": PASSWORDS_AFTER["plain"], "csrf_token": token})
-    assert response.status_code == 302
+    assert submit_login(app.test_client(), "plain", "Kobe-harbour-2027").status_code == 302
 
 
 def office_user_id(app) -> int:
@@ -90,7 +85,7 @@ def office_user_id(app) -> int:
         return db.session.execute(db.select(User.id).filter_by(username="plain")).scalar_one()
 
 
-def test_set_password_command_ends_the_sessions_and_shows_the_rules(app, login):
+def test_set_password_command_ends_the_sessions_and_shows_the_rules(app, users, login):
     plain = login("plain")
     copied = session_cookie(plain.client)
     runner = app.test_cli_runner()
@@ -102,7 +97,7 @@ def test_set_password_command_ends_the_sessions_and_shows_the_rules(app, login):
     assert runner.invoke(args=["set-password", "nobody"], input="Kobe-harbour-2027\nKobe-harbour-2027\n").exit_code != 0
 
 
-def test_deactivation_ends_sessions_through_the_revoke_mechanism(app, login):
+def test_deactivation_ends_sessions_through_the_revoke_mechanism(app, users, login):
     """User management (deactivation) comes later; it calls revoke_sessions, and an inactive user is never
     loaded from a session even without it."""
     from webapp.auth.sessions import revoke_sessions
@@ -121,7 +116,7 @@ def test_deactivation_ends_sessions_through_the_revoke_mechanism(app, login):
     assert_login_page(replay(app, editor_cookie))
 
 
-def test_administrator_ends_all_sessions_of_a_user(app, login):
+def test_administrator_ends_all_sessions_of_a_user(app, users, login):
     from webapp.core.audit import AuditEntry
 
     office, laptop = login("plain"), login("plain")
@@ -143,7 +138,7 @@ def test_administrator_ends_all_sessions_of_a_user(app, login):
     assert LoggedInClient(app.test_client(), "plain").get("/").status_code == 200
 
 
-def test_ending_all_sessions_needs_an_administrator_and_a_csrf_token(app, login):
+def test_ending_all_sessions_needs_an_administrator_and_a_csrf_token(app, users, login):
     user_id = office_user_id(app)
     editor = login("editor")
     assert editor.post(f"/admin/permissions/{user_id}/end-sessions").status_code == 403
@@ -155,7 +150,7 @@ def test_ending_all_sessions_needs_an_administrator_and_a_csrf_token(app, login)
         assert db.session.get(User, user_id).session_version == 0
 
 
-def test_an_administrator_ending_their_own_sessions_is_logged_out(app, login):
+def test_an_administrator_ending_their_own_sessions_is_logged_out(app, users, login):
     admin = login("admin")
     admin_id = db_id(app, "admin")
     response = admin.post(f"/admin/permissions/{admin_id}/end-sessions")
@@ -195,11 +190,6 @@ def test_without_redis_pages_answer_503_in_japanese(tmp_path, app):
 # ---- item 6: logins ------------------------------------------------------------------------------------
 
 
-def attempt(client, username, password):
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
-
-
 @pytest.fixture
 def hash_checks(monkeypatch):
     """Every password hash checked, as (hash method, hash) pairs."""
@@ -217,8 +207,8 @@ def hash_checks(monkeypatch):
 
 
 def test_an_unknown_user_costs_the_same_hash_check_as_a_wrong_password(app, users, hash_checks):
-    wrong = attempt(app.test_client(), "plain", "wrong-password-1")
-    unknown = attempt(app.test_client(), "nobody-here", "wrong-password-1")
+    wrong = submit_login(app.test_client(), "plain", "wrong-password-1")
+    unknown = submit_login(app.test_client(), "nobody-here", "wrong-password-1")
     assert wrong.status_code == unknown.status_code == 200
     message = "ユーザ名またはパスワードが正しくありません。"
     assert message in wrong.get_data(as_text=True) and message in unknown.get_data(as_text=True)
@@ -233,7 +223,7 @@ def test_an_inactive_user_is_refused_after_the_same_hash_check(app, users, hash_
     with app.app_context():
         db.session.get(User, users["plain"]).is_active_user = False
         db.session.commit()
-    response = attempt(app.test_client(), "plain", PASSWORDS["plain"])
+    response = submit_login(app.test_client(), "plain", PASSWORDS["plain"])
     assert response.status_code == 200 and "ユーザ名またはパスワードが正しくありません。" in response.get_data(as_text=True)
     assert len(hash_checks) == 1
 
@@ -248,20 +238,20 @@ def test_failures_from_many_addresses_lock_the_account(app, users):
     limit = int(app.config.get("LOGIN_ACCOUNT_LIMIT", "10 per 15 minutes").split()[0])
     # Each address stays far below the per-address limits.
     for n in range(limit):
-        assert attempt(from_address(app, f"203.0.113.{n + 1}"), "plain", "wrong-password-1").status_code == 200
-    locked = attempt(from_address(app, "198.51.100.7"), "plain", PASSWORDS["plain"])
+        assert submit_login(from_address(app, f"203.0.113.{n + 1}"), "plain", "wrong-password-1").status_code == 200
+    locked = submit_login(from_address(app, "198.51.100.7"), "plain", PASSWORDS["plain"])
     assert locked.status_code == 429
     assert "ログインに続けて失敗したため" in locked.get_data(as_text=True)
     # Another account is not affected, from any of those addresses.
-    assert attempt(from_address(app, "203.0.113.1"), "admin", PASSWORDS["admin"]).status_code == 302
+    assert submit_login(from_address(app, "203.0.113.1"), "admin", PASSWORDS["admin"]).status_code == 302
 
 
 def test_login_success_and_failure_are_audited_with_user_name_and_address(app, users):
     from webapp.core.audit import AuditEntry
 
-    assert attempt(from_address(app, "192.0.2.10"), "plain", "wrong-password-1").status_code == 200
-    assert attempt(from_address(app, "192.0.2.11"), "ghost", "wrong-password-1").status_code == 200
-    assert attempt(from_address(app, "192.0.2.12"), "Plain", PASSWORDS["plain"]).status_code == 302
+    assert submit_login(from_address(app, "192.0.2.10"), "plain", "wrong-password-1").status_code == 200
+    assert submit_login(from_address(app, "192.0.2.11"), "ghost", "wrong-password-1").status_code == 200
+    assert submit_login(from_address(app, "192.0.2.12"), "Plain", PASSWORDS["plain"]).status_code == 302
     with app.app_context():
         # The fixture's user creations are audited too: the login entries are the ones looked at here.
         entries = db.session.execute(db.select(AuditEntry).where(AuditEntry.action.in_(["login", "login_failed"]))

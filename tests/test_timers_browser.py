@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import PASSWORDS
+from helpers import browser_login
 from playwright.sync_api import expect
 
 from webapp.extensions import db
@@ -31,10 +31,7 @@ def setting(app, sample):
 
 
 def test_configure_a_weekly_timer_and_see_its_next_run_times(page, live_server, sample, setting):
-    page.goto(f"{live_server}/login")
-    page.locator("#username").fill("editor")
-    page.locator("#password").fill(PASSWORDS["editor"])
-    page.get_by_role("button", name="ログイン").click()
+    browser_login(page, live_server, "editor")
 
     page.goto(f"{live_server}/dbs/{sample['database']}/integrations")
     row = page.get_by_role("row", name=re.compile("請求書を楽楽明細へ"))

@@ -8,18 +8,13 @@ scheduler and waits for a real minute.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
-import signal
-import subprocess
-import sys
-import time as clock
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import start_worker, stop_process, wait_until
 from redis import Redis
 from rq import Queue
 from rq_scheduler import Scheduler
@@ -31,7 +26,6 @@ from webapp.runs.models import Run
 from webapp.timers.models import SlotOutcome, Timer, TimerSlot
 from webapp.timers.schedule import Kind
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKYO = ZoneInfo("Asia/Tokyo")
 # 09:00 in Tokyo on Monday 2030-06-03 is 00:00 UTC.
 NINE = datetime(2030, 6, 3, 0, 0, tzinfo=UTC)
@@ -168,51 +162,24 @@ def run_count(app) -> int:
         return db.session.execute(select(func.count()).select_from(Run)).scalar_one()
 
 
-def process_env(app) -> dict[str, str]:
-    """What a worker/scheduler process needs to share this test's database, Redis, token key and files."""
-    env = dict(os.environ)
-    config = app.config
-    env.update({
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": config["REDIS_URL"],
-        "RQ_QUEUE": config["RQ_QUEUE"], "SECRET_KEY": config["SECRET_KEY"], "FILES_DIR": config["FILES_DIR"],
-        "APP_ENV": "test", "TZ": config["TIMEZONE"], "RUN_POLL_FIRST_INTERVAL": "0.05",
-        "RUN_POLL_MAX_INTERVAL": "0.2", "RUN_RETRY_BASE_DELAY": "0.05", "RUN_RETRY_TOTAL_SECONDS": "5",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-def start_process(app, *args: str, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")  # noqa: SIM115  (closed with the process)
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *args], cwd=ROOT, env=process_env(app),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group we started (RQ's work horse included), then SIGKILL if needed."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-
-
 def wait_for_runs(app, count: int, timeout: float, processes, logs) -> list[Run]:
     """Poll the database until `count` runs are final (the processes work on their own clock)."""
-    deadline = clock.monotonic() + timeout
-    while True:
+    def final_runs():
         with app.app_context():
             db.session.expire_all()
             runs = db.session.execute(select(Run).order_by(Run.id)).scalars().all()
             if len(runs) >= count and not any(r.is_active for r in runs):
                 db.session.expunge_all()
                 return runs
-        if clock.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            output = "\n".join(f"--- {p}:\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-            pytest.fail(f"runs did not finish in time ({[(r.id, r.status) for r in runs]})\n{output}")
-        clock.sleep(0.25)
+        if any(p.poll() is not None for p in processes):
+            pytest.fail(f"a process exited\n{logs_of(logs)}")
+        return None
+
+    return wait_until(final_runs, timeout, interval=0.25, message=lambda: f"runs did not finish\n{logs_of(logs)}")
+
+
+def logs_of(logs) -> str:
+    return "\n".join(f"--- {p}:\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
 
 
 # ---- ordering ------------------------------------------------------------------------------------------------
@@ -230,7 +197,7 @@ def test_due_timers_run_one_after_another_by_priority_then_fewer_records(app, wo
 
     # Two workers at once: only the dependency chain keeps the runs from overlapping.
     logs = [tmp_path / "worker1.log", tmp_path / "worker2.log"]
-    workers = [start_process(app, log_path=log) for log in logs]
+    workers = [start_worker(app, log_path=log) for log in logs]
     try:
         runs = wait_for_runs(app, 3, 120, workers, logs)
     finally:
@@ -372,7 +339,7 @@ def test_a_disabled_timer_never_fires_and_switching_it_on_does_not_fire_the_past
 # ---- timer runs are ordinary runs ------------------------------------------------------------------------------
 
 
-def test_timer_run_is_an_ordinary_run_with_timer_as_executor_and_mail_to_administrators(app, demo, signin,
+def test_timer_run_is_an_ordinary_run_with_timer_as_executor_and_mail_to_administrators(app, demo, login,
                                                                                          smtp_server):
     from run_helpers import (
         CUSTOMER_MENU,
@@ -395,7 +362,7 @@ def test_timer_run_is_an_ordinary_run_with_timer_as_executor_and_mail_to_adminis
         status = field_named("顧客", "連携ステータス")
         assert all(record.data[status.key] == "連携済" for record in records_of("顧客"))
     assert [mail["to"] for mail in smtp_server.messages] == [["admin@example.co.jp"]]
-    listing = signin("admin").get(f"/menus/{menu_id}/runs").get_data(as_text=True)
+    listing = login("admin").get(f"/menus/{menu_id}/runs").get_data(as_text=True)
     assert "タイマー" in listing and "完了" in listing
 
 
@@ -494,8 +461,8 @@ def test_real_scheduler_and_worker_fire_a_timer_due_next_minute(app, world, own_
     timer_id = make_timer(app, s["Sグループ"], menu_id=m["Sグループ"], at=local.time(), saved_at=now)
 
     logs = [tmp_path / "scheduler.log", tmp_path / "worker.log"]
-    processes = [start_process(app, "--scheduler", "--interval", "1", log_path=logs[0]),
-                 start_process(app, log_path=logs[1])]
+    processes = [start_worker(app, "--scheduler", "--interval", "1", log_path=logs[0]),
+                 start_worker(app, log_path=logs[1])]
     try:
         runs = wait_for_runs(app, 1, 80, processes, logs)
     finally:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import test_timers_dispatch as dispatch_tests
+from helpers import start_worker, stop_process
 from sqlalchemy import func, select
-from test_timers_dispatch import make_timer, start_process, stop_process, wait_for_runs
+from test_timers_dispatch import make_timer, wait_for_runs
 
 from webapp.extensions import db
 from webapp.runs.models import Run
@@ -71,7 +72,7 @@ def test_run_now_runs_the_timers_menu_once_through_a_real_worker_as_the_person(a
     response = editor.post(timer_url(world, "Sグループ") + "/run-now")
     assert response.status_code == 302
     logs = [tmp_path / "worker.log"]
-    workers = [start_process(app, log_path=logs[0])]
+    workers = [start_worker(app, log_path=logs[0])]
     try:
         runs = wait_for_runs(app, 1, 60, workers, logs)
     finally:

@@ -76,8 +76,8 @@ def point_customer_setting_at(app, base_url: str) -> None:
         db.session.commit()
 
 
-def start_customer_run(app, signin):
-    user = signin("user")
+def start_customer_run(app, login):
+    user = login("user")
     assert user.post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX).status_code == 200
     return user
 
@@ -155,14 +155,14 @@ def test_the_same_origin_keeps_the_stored_token(app, login, sample, new_url):
     assert stored(app).token_encrypted == before.token_encrypted
 
 
-def test_a_run_never_sends_the_token_to_a_url_it_was_not_entered_for(app, demo, signin):
+def test_a_run_never_sends_the_token_to_a_url_it_was_not_entered_for(app, demo, login):
     """Defence in depth: a URL changed behind the form's back (here directly in the database) is not used."""
     elsewhere = RecordingServer()
     try:
         with app.app_context():
             setting_named(CUSTOMER_SETTING).base_url = f"{elsewhere.root}demo/"
             db.session.commit()
-        start_customer_run(app, signin)
+        start_customer_run(app, login)
         with app.app_context():
             run = execute(latest_run().id)
             assert run.status == "error"
@@ -175,12 +175,12 @@ def test_a_run_never_sends_the_token_to_a_url_it_was_not_entered_for(app, demo, 
 # --- 1. redirects in runs and 接続テスト -----------------------------------------------------------------
 
 
-def test_a_run_stops_at_a_redirect_sends_nothing_further_and_keeps_no_body(app, demo, signin):
+def test_a_run_stops_at_a_redirect_sends_nothing_further_and_keeps_no_body(app, demo, login):
     target = RecordingServer()
     redirect = RedirectServer(307, f"{target.root}demo/")
     try:
         point_customer_setting_at(app, f"{redirect.root}demo/")
-        user = start_customer_run(app, signin)
+        user = start_customer_run(app, login)
         with app.app_context():
             run = execute(latest_run().id)
             run_id = run.id
@@ -291,10 +291,10 @@ def test_production_connection_test_cannot_be_rebound_to_an_internal_address(pro
     assert listener.connections_so_far() == [b""]  # connected, then closed before sending a byte
 
 
-def test_production_run_refuses_an_internal_peer_and_sends_nothing(app, demo, signin, monkeypatch, listeners):
+def test_production_run_refuses_an_internal_peer_and_sends_nothing(app, demo, login, monkeypatch, listeners):
     listener = listeners()
     point_customer_setting_at(app, f"https://meisai.example:{listener.port}/demo/")
-    start_customer_run(app, signin)
+    start_customer_run(app, login)
     app.config["APP_ENV"] = "production"
     Resolver(monkeypatch, "meisai.example", ["127.0.0.1"])
     with app.app_context():
@@ -305,8 +305,8 @@ def test_production_run_refuses_an_internal_peer_and_sends_nothing(app, demo, si
     assert listener.connections_so_far() == [b""]
 
 
-def test_production_run_of_a_plain_http_setting_is_refused_without_a_crash(app, demo, signin):
-    start_customer_run(app, signin)
+def test_production_run_of_a_plain_http_setting_is_refused_without_a_crash(app, demo, login):
+    start_customer_run(app, login)
     app.config["APP_ENV"] = "production"  # the demo's settings use the emulator's http:// URL
     with app.app_context():
         run = execute(latest_run().id)

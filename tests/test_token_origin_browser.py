@@ -2,6 +2,7 @@
 and in 接続テスト, and saving works once it is typed."""
 
 import pytest
+from helpers import browser_login
 from playwright.sync_api import expect
 
 from webapp.databases.models import Database
@@ -27,10 +28,7 @@ def setting_id(app, sample):
 @pytest.mark.parametrize("size", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
 def test_a_new_host_needs_the_token_typed_again(page, live_server, sample, setting_id, size):
     page.set_viewport_size({"width": size[0], "height": size[1]})
-    page.goto(f"{live_server}/login")
-    page.fill("#username", "editor")
-    page.fill("#password", "Osaka-pass-2026")
-    page.get_by_role("button", name="ログイン").click()
+    browser_login(page, live_server, "editor")
     page.goto(f"{live_server}/dbs/{sample['database']}/integrations/{setting_id}/edit")
 
     page.fill("#url", "https://other-tenant.example.com/acme/backadmin/top")
@@ -54,10 +52,7 @@ def test_the_connection_test_answer_survives_the_re_render_of_leaving_the_url_fi
                                                                                    setting_id):
     """Typing a URL and clicking 接続テスト at once fires two requests: the re-render of leaving the URL field and
     the test. The re-render is held here until the answer is shown, then let through: the answer must stay."""
-    page.goto(f"{live_server}/login")
-    page.fill("#username", "editor")
-    page.fill("#password", "Osaka-pass-2026")
-    page.get_by_role("button", name="ログイン").click()
+    browser_login(page, live_server, "editor")
     edit_url = f"{live_server}/dbs/{sample['database']}/integrations/{setting_id}/edit"
     page.goto(edit_url)
     held = []

@@ -122,6 +122,9 @@ def load_config(instance_path: Path) -> dict:
         "RUN_POLL_MAX_INTERVAL": float(os.environ.get("RUN_POLL_MAX_INTERVAL", "15")),
         "RUN_POLL_TIMEOUT": float(os.environ.get("RUN_POLL_TIMEOUT", "1800")),
         "RUN_STALE_SECONDS": float(os.environ.get("RUN_STALE_SECONDS", "180")),
+        # A queued run is committed a moment before its job is enqueued: recovery leaves it alone this long
+        # before calling its job lost.
+        "RUN_ENQUEUE_GRACE_SECONDS": float(os.environ.get("RUN_ENQUEUE_GRACE_SECONDS", "2")),
         "RUN_RETRY_TOTAL_SECONDS": float(os.environ.get("RUN_RETRY_TOTAL_SECONDS", "120")),
         "RUN_RETRY_BASE_DELAY": float(os.environ.get("RUN_RETRY_BASE_DELAY", "1")),
         # レコード更新 longer than 2 s pauses this many seconds per second of writing (0 = none), leaving the

@@ -7,12 +7,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from meisai_testlib import customer_csv, customer_rows, free_port, report_csv, report_row, start_emulator
+from helpers import free_port, stop_process, wait_until
+from meisai_testlib import customer_csv, customer_rows, report_csv, report_row, start_emulator
 
 from webapp.meisai import contract
 
@@ -36,17 +36,15 @@ def csv_file(data: bytes):
 
 
 def wait_done(emulator, kind: str, import_id: int) -> dict:
-    deadline = time.monotonic() + 10
-    while True:
+    def finished():
         body = requests.get(
             f"{emulator.base_url}api/v1/{kind}/imports/{import_id}/state",
             headers={contract.TOKEN_HEADER: emulator.token},
             timeout=5,
         ).json()
-        if body["processStatus"] != "active":
-            return body
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        return body if body["processStatus"] != "active" else None
+
+    return wait_until(finished, timeout=10, message=f"import {import_id} stayed active")
 
 
 def test_success_and_state_answers_have_the_documented_shape(emulator):
@@ -251,12 +249,73 @@ def test_maintenance_modes_answer_503_json_or_200_html(emulator):
 
 
 def test_fault_knobs_are_validated(emulator):
-    response = requests.post(
-        f"{emulator.root_url}_admin/tenants/demo/faults", json={"failure_rate": 2}, timeout=5
-    )
-    assert response.status_code == 400
-    response = requests.post(f"{emulator.root_url}_admin/tenants/demo/faults", json={"speed": 1}, timeout=5)
-    assert response.status_code == 400
+    for bad in ({"failure_rate": 2}, {"speed": 1}, {"next_fault": "418"}, {"next_on": "post"}, {"next_count": -1}):
+        response = requests.post(f"{emulator.root_url}_admin/tenants/demo/faults", json=bad, timeout=5)
+        assert response.status_code == 400, bad
+
+
+def search(emulator) -> requests.Response:
+    return requests.get(f"{emulator.base_url}api/v1/customers/", headers={contract.TOKEN_HEADER: emulator.token},
+                        timeout=10)
+
+
+def state_of(emulator, import_id: int) -> requests.Response:
+    return requests.get(f"{emulator.base_url}api/v1/customers/imports/{import_id}/state",
+                        headers={contract.TOKEN_HEADER: emulator.token}, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [("maintenance", 503, "E_MAINTENANCE"), ("500", 500, "E_SERVER"), ("502", 502, "E_SERVER"),
+     ("504", 504, "E_SERVER"), ("429", 429, "E_RATE")],
+)
+def test_the_next_requests_answer_the_counted_fault_then_it_is_spent(emulator, fault, status, code):
+    emulator.set_faults(next_count=2, next_fault=fault)
+    answers = [search(emulator) for _ in range(3)]
+    assert [a.status_code for a in answers] == [status, status, 200]
+    assert answers[0].json()["errors"][0]["code"] == code
+    assert emulator.faults()["next_count"] == 0
+
+
+def test_the_counted_html_maintenance_page_answers_200(emulator):
+    emulator.set_faults(next_count=1, next_fault="maintenance_html")
+    page, after = search(emulator), search(emulator)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "メンテナンス" in page.text
+    assert after.json()["status"] == "success"
+
+
+def test_a_counted_fault_on_state_calls_leaves_other_requests_alone(emulator):
+    emulator.set_faults(next_count=2, next_on="state")
+    accepted = post(emulator, "customers/imports", {"skipFirst": 1}, [csv_file(customer_csv(customer_rows(1)))])
+    assert accepted.status_code == 200 and search(emulator).status_code == 200
+    import_id = accepted.json()["importId"]
+    assert [state_of(emulator, import_id).status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_a_counted_fault_on_imports_spares_reads(emulator):
+    emulator.set_faults(next_count=1, next_fault="502", next_on="import")
+    assert search(emulator).status_code == 200
+    refused = post(emulator, "customers/imports", {"skipFirst": 1}, [csv_file(customer_csv(customer_rows(1)))])
+    accepted = post(emulator, "customers/imports", {"skipFirst": 1}, [csv_file(customer_csv(customer_rows(1)))])
+    assert (refused.status_code, accepted.status_code) == (502, 200)
+    assert [i["importId"] for i in emulator.imports()] == [accepted.json()["importId"]]
+
+
+def test_a_counted_slow_answer_waits_then_answers_normally(emulator):
+    emulator.set_faults(next_count=1, next_fault="slow", next_slow_ms=400)
+    slow, fast = search(emulator), search(emulator)
+    assert slow.status_code == 200 and slow.elapsed.total_seconds() >= 0.4
+    assert fast.status_code == 200 and fast.elapsed.total_seconds() < 0.4
+
+
+def test_requests_in_flight_together_spend_the_count_exactly(emulator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    emulator.set_faults(next_count=5, next_fault="500")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: search(emulator), range(20)))
+    assert statuses == [200] * 15 + [500] * 5
 
 
 def test_the_admin_endpoint_requires_the_admin_token_when_one_is_set(tmp_path):
@@ -289,17 +348,16 @@ def test_imports_accepted_before_a_restart_are_finished_after_it(tmp_path):
     stop()
 
     _, root_url, stop = start_emulator(data_dir, import_delay=0)
+    def finished():
+        state = requests.get(
+            f"{root_url}demo/api/v1/customers/imports/{import_id}/state",
+            headers={contract.TOKEN_HEADER: "restart-token-0123456789"},
+            timeout=5,
+        ).json()
+        return state if state["processStatus"] != "active" else None
+
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            state = requests.get(
-                f"{root_url}demo/api/v1/customers/imports/{import_id}/state",
-                headers={contract.TOKEN_HEADER: "restart-token-0123456789"},
-                timeout=5,
-            ).json()
-            if state["processStatus"] != "active" or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        state = wait_until(finished, timeout=10, message="the import stayed active after the restart")
     finally:
         stop()
     assert (state["processStatus"], state["total"]) == ("complete", 2)
@@ -338,8 +396,7 @@ def test_the_readme_command_starts_a_demo_tenant_with_the_configured_token(tmp_p
             timeout=5,
         )
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
     assert f"http://127.0.0.1:{port}/demo/" in banner
     assert "demo-token-from-env-1234" in banner
     assert answer.status_code == 200
@@ -359,6 +416,12 @@ def test_cli_creates_tenants_and_sets_fault_knobs(tmp_path):
         "200",
         "--rate-limit",
         "20",
+        "--next-count",
+        "3",
+        "--next-fault",
+        "504",
+        "--next-on",
+        "import",
         "--data-dir",
         data_dir,
     )
@@ -372,4 +435,5 @@ def test_cli_creates_tenants_and_sets_fault_knobs(tmp_path):
     assert token not in listed.stdout
     assert "maintenance: html" in faults.stdout and "latency_ms: 200" in faults.stdout
     assert "rate_limit: 20" in shown.stdout
+    assert "next_count: 3" in shown.stdout and "next_fault: 504" in shown.stdout and "next_on: import" in shown.stdout
     assert duplicate.returncode == 2 and "already exists" in duplicate.stderr

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from helpers import free_port, wait_until
 from meisai_testlib import (
     FAST_RETRY,
     customer_csv,
     customer_rows,
-    free_port,
     minimal_pdf,
     report_csv,
     report_row,
@@ -268,7 +267,9 @@ def test_skipping_approval_issues_immediately(emulator, customers):
 
 
 def test_scheduled_documents_become_issued_when_their_time_comes(emulator, customers):
-    moment = jst_in(2)
+    from meisai_emulator.processing import promote_scheduled
+
+    moment = jst_in(3600)
     import_reports(
         emulator.client(),
         [("請求書.csv", report_csv([report_row("C00001", "INV-1")]))],
@@ -277,12 +278,16 @@ def test_scheduled_documents_become_issued_when_their_time_comes(emulator, custo
     )
     before = emulator.current_documents()["INV-1"]
     assert before["state"] == "予約"
-    assert before["scheduledAt"] == moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    scheduled = moment.replace(microsecond=0, tzinfo=None)
+    assert before["scheduledAt"] == scheduled.isoformat() + "Z"
 
-    deadline = time.monotonic() + 5
-    while emulator.current_documents()["INV-1"]["state"] != "発行済":
-        assert time.monotonic() < deadline, "the scheduled document was never issued"
-        time.sleep(0.2)
+    # The emulator's clock is passed in: a second before the time nothing changes, at the time it is issued.
+    store = emulator.app.extensions["meisai_emulator"].store
+    promote_scheduled(store, now=scheduled - timedelta(seconds=1))
+    assert emulator.current_documents()["INV-1"]["state"] == "予約"
+    promote_scheduled(store, now=scheduled)
+    after = emulator.current_documents()["INV-1"]
+    assert (after["state"], after["issuedAt"]) == ("発行済", before["scheduledAt"])
 
 
 def test_scheduled_issue_date_in_the_past_is_refused(emulator, customers):
@@ -506,14 +511,12 @@ def test_a_200_html_maintenance_page_is_treated_as_maintenance(emulator):
 
 
 def test_an_import_posted_during_maintenance_succeeds_once_it_ends(emulator):
-    emulator.set_faults(maintenance="json")
-    threading.Timer(0.3, emulator.reset_faults).start()
+    emulator.set_faults(next_count=3, next_fault="maintenance")
     client = emulator.client(retry=RetryPolicy(max_attempts=20, base_delay=0.05, max_delay=0.1, total_time=5))
 
     accepted = client.import_customers(customer_csv(customer_rows(1)), "顧客.csv")
 
-    statuses = [e.http_status for e in emulator.exchanges]
-    assert statuses[0] == 503 and statuses[-1] == 200
+    assert [e.http_status for e in emulator.exchanges] == [503, 503, 503, 200]
     assert [i["importId"] for i in emulator.imports()] == [accepted.import_id]  # imported exactly once
 
 
@@ -557,10 +560,7 @@ def test_a_post_that_timed_out_after_sending_is_not_retried_and_flagged_unknown(
     assert len(emulator.exchanges) == 1
     assert "可能性" in caught.value.user_message
     # And rightly so: the emulator did accept it once its latency had passed.
-    deadline = time.monotonic() + 5
-    while not emulator.imports():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(emulator.imports, timeout=10, message="the emulator never stored the import")
 
 
 def test_a_slow_state_call_is_retried_because_reading_is_safe(emulator):
@@ -590,14 +590,15 @@ def test_a_refused_connection_is_retried_within_the_time_budget():
 
 def test_waiting_survives_maintenance_while_polling(emulator):
     client = emulator.client()
-    emulator.set_faults(import_delay_s=0.5)
     accepted = client.import_customers(customer_csv(customer_rows(1)), "顧客.csv")
-    emulator.set_faults(maintenance="json")
-    threading.Timer(0.8, emulator.reset_faults).start()
+    # More 503s than one state call retries: the call gives up, and the wait goes on polling.
+    emulator.set_faults(next_count=FAST_RETRY.max_attempts + 1, next_fault="maintenance", next_on="state")
 
     state = client.wait_for_import("customers", accepted.import_id, **FAST_POLL)
 
     assert state.status == "complete"
+    polls = [e.http_status for e in emulator.exchanges if e.method == "GET"]
+    assert polls == [503] * (FAST_RETRY.max_attempts + 1) + [200]
 
 
 def test_waiting_gives_up_at_its_deadline(emulator):

@@ -322,13 +322,14 @@ def recover_runs(now: datetime | None = None) -> list[int]:
     """
     now = now or utcnow()
     stale = now - timedelta(seconds=current_app.config["RUN_STALE_SECONDS"])
+    enqueued_by = now - timedelta(seconds=current_app.config["RUN_ENQUEUE_GRACE_SECONDS"])
     changed = []
     active = db.session.execute(select(Run).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))).scalars().all()
     for run in active:
         if run.status == RunStatus.QUEUED:
             # A run is committed a moment before its job is enqueued: give that moment before calling it lost.
             # A job that is gone, or that failed before claiming the run, sent nothing: queue it again.
-            if as_utc(run.created_at) < now - timedelta(seconds=2) and _job_state(run) in LOST_JOB_STATES:
+            if as_utc(run.created_at) < enqueued_by and _job_state(run) in LOST_JOB_STATES:
                 log.warning("run %s: job missing or failed before starting, queueing it again", run.id)
                 enqueue_run(run)
                 changed.append(run.id)
