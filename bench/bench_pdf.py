@@ -100,6 +100,7 @@ def main() -> int:
                          FieldSpec("単価", "number", placement="detail"), FieldSpec("金額", "number", placement="detail"),
                          FieldSpec("税率", "select", placement="detail", options=["10%", "8%"])]:
                 fields[spec.name] = add_field(database, spec)
+            db.session.commit()
             keys = {name: f.key for name, f in fields.items()}
             target = fields["請求書PDF"]
             rng = random.Random(7)
@@ -132,6 +133,7 @@ def main() -> int:
 
             # 2. stored: the bulk job on records inserted without PDFs
             bulk_insert_records(database, [_invoice(rng, i, keys) for i in range(1, args.records + 1)])
+            db.session.commit()
             started = time.perf_counter()
             result = generate_missing(target.id)
             elapsed = time.perf_counter() - started

@@ -64,6 +64,7 @@ def run_case(invoices: int) -> dict:
 
     db.create_all()
     seed_demo(customer_count=300, invoice_count=invoices, admin_password="bench")
+    db.session.commit()
     settings = {s.name: s for s in db.session.query(IntegrationSetting)}
     customers = db.session.query(Database).filter_by(name="顧客").one()
     customer_menu = next(m for m in customers.menus if m.name.startswith("楽楽明細"))
@@ -75,6 +76,7 @@ def run_case(invoices: int) -> dict:
     menu = create_menu(invoices_db, MenuSpec(name="全請求書(ベンチ)", column_field_ids=[c.field_id for c in template.columns]))
     setting = settings["楽楽明細へ請求書を発行(PDF+CSV)"]
     set_menu_integrations(menu, [setting.id])
+    db.session.commit()
 
     timings = {}
     real_prepare = engine._prepare_pdfs

@@ -192,6 +192,7 @@ def setup_and_seed(app, records: int, batch: int, seed: int, explain: bool = Fal
         # The product's bulk path (streamed in batches, statistics refreshed at the end).
         done = bulk_insert_records(database, (({fields[name].key: value for name, value in item.items()}, [])
                                               for item in invoice_values(records, rng)), admin.id, batch=batch)
+        db.session.commit()
         seed_s = time.perf_counter() - started
 
         print(f"\r  seeded {done:,} records in {seed_s:.1f} s")
@@ -203,6 +204,7 @@ def setup_and_seed(app, records: int, batch: int, seed: int, explain: bool = Fal
             sort_desc=True,
             page_size=50,
         ))
+        db.session.commit()
         info = {
             "seed_s": seed_s,
 

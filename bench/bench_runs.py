@@ -328,6 +328,7 @@ def setup_customers(name: str, count: int, prefix: str, base_url: str, rng: rand
         create_database,
         create_menu,
     )
+    from webapp.extensions import db
     from webapp.integrations.models import RUN_TIME, DataKind
     from webapp.integrations.operations import SettingValues, save_setting, set_menu_integrations
 
@@ -348,6 +349,7 @@ def setup_customers(name: str, count: int, prefix: str, base_url: str, rng: rand
     started = time.perf_counter()
     values = customer_values(count, prefix, rng)
     bulk_insert_records(database, [({fields[k].key: v for k, v in row.items()}, []) for row in values])
+    db.session.commit()
     return {"database_id": database.id, "menu_id": menu.id, "setting_id": setting.id,
             "status_key": fields["連携ステータス"].key, "time_key": fields["連携日時"].key,
             "codes": [row["顧客コード"] for row in values], "seed_s": time.perf_counter() - started}
@@ -366,6 +368,7 @@ def setup_invoices(count: int, lines: int, codes: list[str], base_url: str, rng:
         create_menu,
     )
     from webapp.demo import ITEMS, SUBJECTS
+    from webapp.extensions import db
     from webapp.integrations.models import RUN_TIME, DataKind
     from webapp.integrations.operations import SettingValues, save_setting, set_menu_integrations
 
@@ -387,6 +390,7 @@ def setup_invoices(count: int, lines: int, codes: list[str], base_url: str, rng:
         record_updates=[(f["連携ステータス"].id, "連携済"), (f["連携日時"].id, RUN_TIME)] if record_updates else [],
     ))
     set_menu_integrations(menu, [setting.id])
+    db.session.commit()
     started = time.perf_counter()
     first = dt.date(2026, 4, 30)
     for begin in range(1, count + 1, 10_000):  # 10,000 records per bulk insert: the bench stays small too
@@ -410,6 +414,7 @@ def setup_invoices(count: int, lines: int, codes: list[str], base_url: str, rng:
                 f["連携ステータス"].key: "未連携",
             }, details))
         bulk_insert_records(database, rows)
+        db.session.commit()
     return {"database_id": database.id, "menu_id": menu.id, "setting_id": setting.id,
             "status_key": f["連携ステータス"].key, "seed_s": time.perf_counter() - started}
 

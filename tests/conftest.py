@@ -74,6 +74,7 @@ def client(app):
 def users(app):
     """Three users: an administrator, a user with DB設定+システム連携, and one without."""
     from webapp.auth.operations import create_user
+    from webapp.extensions import db
 
     with app.app_context():
         admin = create_user("admin", "Tokyo-pass-2026", display_name="管理 太郎", is_admin=True)
@@ -81,6 +82,7 @@ def users(app):
             "editor", "Osaka-pass-2026", display_name="設定 花子", can_db_settings=True, can_system_integration=True
         )
         plain = create_user("plain", "Nagoya-pass-2026", display_name="一般 次郎")
+        db.session.commit()
         return {"admin": admin.id, "editor": editor.id, "plain": plain.id}
 
 
@@ -252,12 +254,14 @@ def smtp_server():
 def demo(app, emulator, smtp_server, monkeypatch):
     """The demo installation (small) with its integrations pointed at the test emulator and SMTP server."""
     from webapp.demo import seed_demo
+    from webapp.extensions import db
 
     monkeypatch.setenv("MEISAI_DEMO_TOKEN", emulator.token)
     monkeypatch.setenv("MEISAI_EMULATOR_URL", emulator.base_url)
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
     with app.app_context():
         assert seed_demo(customer_count=30, invoice_count=20, admin_password="Tokyo-pass-2026")
+        db.session.commit()
     return emulator
 
 

@@ -153,6 +153,7 @@ def seed_installation(app, emulator_url: str, token: str) -> dict:
                 os.environ[key] = value
     create_user("only_db", "only-db-pass-1", display_name="DB設定のみ", can_db_settings=True)
     create_user("only_sys", "only-sys-pass-1", display_name="システム連携のみ", can_system_integration=True)
+    db.session.commit()
 
     customers, invoices = one(Database, name="顧客"), one(Database, name="請求書")
     customer_menu, invoice_menu = one(Menu, name="楽楽明細 未連携顧客"), one(Menu, name="楽楽明細 送信待ち請求書")
@@ -171,6 +172,7 @@ def seed_installation(app, emulator_url: str, token: str) -> dict:
     spare = create_database("備品", "連携のないDB")
     spare_field = add_field(spare, FieldSpec("品名", "text"))
     create_menu(spare, MenuSpec(name="備品一覧", column_field_ids=[spare_field.id]))
+    db.session.commit()
 
     run = start_run(customer_setting, customer_menu, executor_id=one_user("keiri").id, enqueue=False)
     execute_run(run.id)

@@ -172,6 +172,7 @@ def test_restore_refuses_an_installation_with_data_unless_forced(installation, i
         from webapp.auth.operations import create_user
 
         create_user("someone", "Sapporo-pass-2026", display_name="既存 利用者")
+        db.session.commit()
     code, output = restore(target, tmp_path / "b.tar.gz")
     assert code != 0 and "空ではありません" in output and "--force" in output
     with target.app_context():
@@ -366,6 +367,7 @@ def test_a_failed_restore_leaves_the_target_as_it_was(small_source, installation
         from webapp.auth.operations import create_user
 
         create_user("someone", "Sapporo-pass-2026", display_name="既存 利用者")
+        db.session.commit()
     before = target_state(target)
     code, output = restore(target, archive, "--force")
     assert code == 1 and "Traceback" not in output, output

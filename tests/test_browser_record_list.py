@@ -20,9 +20,11 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results"
 def demo(app):
     """The demo installation: admin/admin, user/user, DBs 顧客 (120 records) and 請求書 (60) with menus."""
     from webapp.demo import seed_demo
+    from webapp.extensions import db
 
     with app.app_context():
         assert seed_demo(customer_count=120, invoice_count=60)
+        db.session.commit()
 
 
 def rows(page):

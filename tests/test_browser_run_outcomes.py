@@ -57,6 +57,7 @@ def test_the_preview_warns_about_changed_columns_and_customers_never_sent(page, 
         ids[0], ids[1] = ids[1], ids[0]
         update_menu(menu, MenuSpec(name=menu.name, column_field_ids=ids[:-1], sort_field_id=menu.sort_field_id,
                                    filters=[FilterSpec(f.field_id, f.operator, f.value) for f in menu.filters]))
+        db.session.commit()
     browser_login(page, live_server, "user")
     dialog = open_integration(page, CUSTOMER_MENU, CUSTOMER_SETTING)
     dialog.get_by_role("button", name="プレビュー").click()

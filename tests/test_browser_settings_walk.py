@@ -33,6 +33,7 @@ def memo_field(app, demo):
     with app.app_context():
         database = db.session.query(Database).filter_by(name="顧客").one()
         add_field(database, FieldSpec("連携メモ", "text"))
+        db.session.commit()
     return demo
 
 

@@ -49,6 +49,7 @@ def invoices(app, users):
         ]
         fields = {spec.name: add_field(database, spec) for spec in specs}
         menu = create_menu(database, MenuSpec(name="請求書一覧", column_field_ids=[fields["請求番号"].id]))
+        db.session.commit()
         return {"database": database.id, "menu": menu.id, "fields": {n: f.id for n, f in fields.items()}}
 
 
@@ -171,12 +172,12 @@ def test_amount_is_quantity_times_unit_price_unless_given(app, users, invoices):
 def test_addressee_honorifics(app):
     from types import SimpleNamespace
 
-    from webapp.databases.fieldtypes import FieldType
+    from webapp.databases.fieldtypes import kind_of
     from webapp.documents.content import build_content
     from webapp.documents.document_templates import load_template
 
     def field(i, name):
-        return SimpleNamespace(id=i, key=str(i), name=name, field_type="text", type=FieldType.TEXT)
+        return SimpleNamespace(id=i, key=str(i), name=name, field_type="text", kind=kind_of("text"))
 
     header = [field(1, "取引先"), field(2, "部署名"), field(3, "担当者名")]
     with app.app_context():
@@ -325,6 +326,7 @@ def test_a_record_inserted_without_a_pdf_gets_it_when_opened(app, login, invoice
         database = db.session.get(Field, invoices["fields"]["請求書PDF"]).database
         bulk_insert_records(database, [({f["請求番号"]: "INV-BULK-1", f["取引先"]: "株式会社富士工業"},
                                          [{f["品名"]: "配送料", f["数量"]: 1, f["単価"]: 1500, f["税率"]: "10%"}])])
+        db.session.commit()
         record_id = db.session.execute(select(Record.id).where(Record.database_id == database.id)).scalar_one()
     user = login("plain")
     assert "表示・ダウンロード時に作成します" in user.get(f"/records/{record_id}").get_data(as_text=True)
@@ -335,7 +337,6 @@ def test_a_record_inserted_without_a_pdf_gets_it_when_opened(app, login, invoice
 
 
 def test_run_engine_api_ensure_pdf_and_pdf_bytes(app, login, invoices):
-    from webapp.databases.operations import set_record_values
     from webapp.documents.operations import ensure_pdf, pdf_bytes
 
     record_id = create_invoice(login("plain"), invoices)
@@ -349,7 +350,7 @@ def test_run_engine_api_ensure_pdf_and_pdf_bytes(app, login, invoices):
 
         data = dict(record.data)
         data[str(invoices["fields"]["件名"])] = "5月分 ご請求"
-        set_record_values(record, data, record.details, None)  # changed outside the form (an import, a job …)
+        record.data = data  # changed outside the form, as a run's レコード更新 writes records
         db.session.commit()
         second = ensure_pdf(record, target)
         assert second != first and not first.exists()
@@ -443,6 +444,7 @@ def test_bulk_generation_runs_as_a_background_job(app, login, invoices):
              [{f["品名"]: "ボールペン 10本入", f["数量"]: i, f["単価"]: 980, f["税率"]: "10%"}])
             for i in range(1, 26)
         ])
+        db.session.commit()
     url = f"/dbs/{invoices['database']}/fields/{invoices['fields']['請求書PDF']}/documents/generate"
     assert login("plain").post(url).status_code == 403  # needs DB設定
     connection = Redis.from_url(app.config["REDIS_URL"])
@@ -472,6 +474,7 @@ def test_a_pdf_job_never_overwrites_an_edit_made_meanwhile(app, users, invoices,
     with app.app_context():
         database = db.session.get(Field, invoices["fields"]["請求書PDF"]).database
         bulk_insert_records(database, [({f["請求番号"]: "INV-1", f["取引先"]: "株式会社朝日印刷"}, [])])
+        db.session.commit()
         record_id = db.session.execute(select(Record.id)).scalar_one()
     original = operations.Generator.generate
 
@@ -505,6 +508,7 @@ def test_demo_invoices_use_the_template_and_totals_agree(app):
 
     with app.app_context():
         assert seed_demo(customer_count=10, invoice_count=12, admin_password="Tokyo-pass-2026")
+        db.session.commit()
         files = Path(app.config["FILES_DIR"])
         assert not files.exists() or not any(files.rglob("*.pdf"))  # the seed stays fast: PDFs come on first use
         database = db.session.execute(select(Database).where(Database.name == "請求書")).scalar_one()

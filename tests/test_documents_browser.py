@@ -22,9 +22,11 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results"
 @pytest.fixture
 def demo(app):
     from webapp.demo import seed_demo
+    from webapp.extensions import db
 
     with app.app_context():
         assert seed_demo(customer_count=10, invoice_count=5)
+        db.session.commit()
 
 
 def test_open_a_record_and_view_its_pdf(page, live_server, demo):

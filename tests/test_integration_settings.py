@@ -22,6 +22,7 @@ def setup(app, sample):
         database = db.session.get(Database, sample["database"])
         add_field(database, FieldSpec("リンクPDF", "autofile", origin="link"))
         add_field(database, FieldSpec("担当者", "text", origin="dependent"))
+        db.session.commit()
     return sample
 
 
@@ -392,6 +393,7 @@ def test_settings_permission_matrix(app, login, setup, users, role, allowed, ind
         sid = s.id
         create_user("only_db", "only-db-pass-1", can_db_settings=True)
         create_user("only_sys", "only-sys-pass-1", can_system_integration=True)
+        db.session.commit()
     method, pattern, data = SETTING_ROUTES[index]
     path = pattern.format(list=url(setup), sid=sid, db=setup["database"], menu=setup["menu"])
     user = login(role)

@@ -45,6 +45,7 @@ def bound(app, sample):
         save_timer(on_timer, TimerValues(enabled=True, priority=0, kind=Kind.DAILY, at=time(9, 0), menu_id=timed.id))
         create_user("only_db", "only-db-pass-1", can_db_settings=True)
         create_user("only_sys", "only-sys-pass-1", can_system_integration=True)
+        db.session.commit()
         return {**sample, "attached": attached.id, "timed": timed.id, "free": sample["menu"]}
 
 

@@ -35,6 +35,7 @@ def make_settings(app, sample):
             enabled=True, priority=7, kind=Kind.WEEKLY, at=time(8, 15), weekdays=[0], menu_id=menu.id), utcnow())
         save_timer(db.session.get(IntegrationSetting, made["請求書CSV"]), TimerValues(
             enabled=False, priority=1, kind=Kind.DAILY, at=time(9, 0), menu_id=other.id), utcnow())
+        db.session.commit()
         return made, other.id
 
 
@@ -65,6 +66,7 @@ def test_without_system_integration_the_names_are_shown_without_links(app, login
     make_settings(app, sample)
     with app.app_context():
         create_user("only_db", "only-db-pass-1", can_db_settings=True)
+        db.session.commit()
     body = login("only_db").get(f"/dbs/{sample['database']}/menus/{sample['menu']}/edit").get_data(as_text=True)
     assert rows(body, "menu-attached-integrations")[0] == "1 請求書PDF 帳票データ(PDF+CSV)"
     page = lxml.html.document_fromstring(body)

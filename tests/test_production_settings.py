@@ -90,6 +90,7 @@ def login_cookies(app) -> list[str]:
     with app.app_context():
         db.create_all()
         create_user("admin", "Tokyo-pass-2026", is_admin=True)
+        db.session.commit()
     client = app.test_client()
     page = client.get("/login")
     response = submit_login(client, "admin")

@@ -21,6 +21,7 @@ def pending(app, listing):
             name="送信待ち", column_field_ids=[f["請求番号"], f["連携ステータス"]], sort_field_id=f["請求金額"],
             filters=[FilterSpec(field_id=f["連携ステータス"], operator="eq", value="未連携")],
         ))
+        db.session.commit()
         return {**listing, "pending": menu.id}
 
 
@@ -92,6 +93,7 @@ def test_bulk_writes_show_in_the_counts_at_once(app, login, pending):
     with app.app_context():
         database = db.session.get(Database, pending["database"])
         bulk_insert_records(database, [({status: "未連携"}, []) for _ in range(5)])
+        db.session.commit()
     assert both_counts(user, pending) == (66, 36)
 
 
@@ -138,6 +140,7 @@ def test_blank_values_stay_last_in_both_sort_directions(app, login, listing):
         menu = create_menu(db.session.get(Database, listing["database"]), MenuSpec(
             name="連携日時順", column_field_ids=[listing["fields"]["請求番号"], field], sort_field_id=field,
             page_size=20))
+        db.session.commit()
         menu_id = menu.id
     user = login("plain")
     for desc in ("0", "1"):
@@ -166,5 +169,6 @@ def test_updates_recount_only_the_lists_they_can_change(app, login, pending):
         db.session.commit()
         assert both_counts(user, pending) == (61, 36)
         bulk_insert_records(db.session.get(Database, pending["database"]), [({status: "未連携"}, [])])
+        db.session.commit()
         assert both_counts(user, pending) == (62, 37)
     assert counted == ["plain", "filtered", "filtered", "plain", "filtered"]

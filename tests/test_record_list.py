@@ -95,6 +95,7 @@ def test_default_sort_of_the_menu_applies(app, login, listing):
             name="金額順", column_field_ids=[listing["fields"]["請求金額"]], sort_field_id=listing["fields"]["請求金額"],
             sort_desc=False, page_size=20,
         ))
+        db.session.commit()
         menu_id = menu.id
     body = login("plain").get(f"/menus/{menu_id}").get_data(as_text=True)
     assert re.findall(r"<td class=\"num\">([\d,]+)</td>", body)[:2] == ["1,000", "1,100"]

@@ -66,6 +66,7 @@ def test_columns_changed_since_the_last_imported_call_are_shown_with_the_differe
         filters = [FilterSpec(f.field_id, f.operator, f.value) for f in menu.filters]
         update_menu(menu, MenuSpec(name=menu.name, column_field_ids=[ids[n] for n in order], filters=filters,
                                    sort_field_id=menu.sort_field_id))
+        db.session.commit()
     body = preview(app, login, CUSTOMER_MENU, CUSTOMER_SETTING)
     warning = body.split('id="preview-column-change"')[1].split("</div>")[0]
     assert f"実行No.{run_id}" in warning

@@ -234,6 +234,7 @@ def test_menu_without_customer_code_column_is_refused_before_any_call(app, demo,
         menu = menu_named(CUSTOMER_MENU)
         update_menu(menu, MenuSpec(name=menu.name, column_field_ids=[c.field_id for c in menu.columns][1:],
                                    filters=[], sort_field_id=None))
+        db.session.commit()
     body = login("user").post(run_url(app, CUSTOMER_MENU, CUSTOMER_SETTING, "run"), data={}, headers=HTMX).get_data(as_text=True)
     assert "「顧客コード」がありません" in body
     assert demo.imports() == []

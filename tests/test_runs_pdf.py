@@ -19,7 +19,7 @@ from run_helpers import (
 )
 from sqlalchemy import select
 
-from webapp.databases.operations import files_root
+from webapp.core.files import files_root
 from webapp.extensions import db
 from webapp.meisai import contract
 from webapp.runs import export

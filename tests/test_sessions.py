@@ -72,6 +72,7 @@ def test_a_password_change_ends_every_session_of_the_user(app, users, login):
     copied = session_cookie(office.client)
     with app.app_context():
         change_password(db.session.get(User, office_user_id(app)), "Kobe-harbour-2027")
+        db.session.commit()
     assert_login_page(replay(app, copied))
     assert_login_page(laptop.get("/"))
     assert other.get("/").status_code == 200

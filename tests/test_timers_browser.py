@@ -23,9 +23,11 @@ def setting(app, sample):
     from webapp.integrations.operations import SettingValues, save_setting
 
     with app.app_context():
-        return save_setting(db.session.get(Database, sample["database"]), SettingValues(
+        setting_id = save_setting(db.session.get(Database, sample["database"]), SettingValues(
             name="請求書を楽楽明細へ", base_url="https://example.eco-serv.jp/demo/", token="secret-token",
             data_kind=DataKind.REPORT_CSV)).id
+        db.session.commit()
+        return setting_id
 
 
 def test_configure_a_weekly_timer_and_see_its_next_run_times(page, live_server, sample, setting):

@@ -107,6 +107,7 @@ def build_customers(app, base_url: str, token: str, groups=(("S", 10), ("M", 100
                 import_setting_id=CODE_AND_NAME_FORMAT))
             set_menu_integrations(menu, [setting.id])
             settings[label] = setting.id
+        db.session.commit()
         return {"database": database.id, "menus": {k: m.id for k, m in menus.items()}, "settings": settings}
 
 
@@ -410,6 +411,7 @@ def test_timer_without_menu_sends_all_fields_and_says_why_it_cannot(app, world, 
 
         setting = save_setting(db.session.get(Database, sample["database"]), SettingValues(
             name="請求書(全項目)", base_url="http://127.0.0.1:9/demo/", token="t", data_kind=DataKind.CUSTOMER))
+        db.session.commit()
         setting_id = setting.id
     timer_id = make_timer(app, setting_id, menu_id=None)
     everything = make_timer(app, world["settings"]["全件"], menu_id=None, priority=1)

@@ -28,6 +28,7 @@ def setting(app, sample):
             name="請求書を楽楽明細へ", base_url="https://example.eco-serv.jp/demo/", token="secret-token",
             data_kind=DataKind.REPORT_CSV))
         set_menu_integrations(db.session.get(Menu, sample["menu"]), [created.id])
+        db.session.commit()
         return created.id
 
 
@@ -222,6 +223,7 @@ def test_any_record_list_menu_of_the_db_may_be_chosen_but_not_another_dbs(app, l
         other_db = create_database("別DB")
         other_field = add_field(other_db, FieldSpec("顧客コード", "text"))
         foreign = create_menu(other_db, MenuSpec(name="他DBの一覧", column_field_ids=[other_field.id]))
+        db.session.commit()
         unattached_id, foreign_id = unattached.id, foreign.id
     editor = login("editor")
     page = editor.get(urls["timer"]).get_data(as_text=True)

@@ -18,9 +18,11 @@ ORIGIN_CHANGED = "URLの接続先が変わったため、APIトークンを入�
 def setting_id(app, sample):
     with app.app_context():
         database = db.session.get(Database, sample["database"])
-        return save_setting(database, SettingValues(
+        setting_id = save_setting(database, SettingValues(
             name="顧客を送る", base_url="https://acme.eco-serv.jp/acme/", token="tok-BROWSER-0123456789abcdef",
             data_kind=DataKind.CUSTOMER)).id
+        db.session.commit()
+        return setting_id
 
 
 @pytest.mark.parametrize("size", [(1366, 900), (390, 844)], ids=["desktop", "phone"])

@@ -116,6 +116,7 @@ def test_first_version_database_upgrades_with_every_row_and_works(first_version)
 
     with app.app_context():
         ensure_field_indexes()
+        db.session.commit()
         assert {f"ix_records_f{made['fields'][n]}" for n in ("請求番号", "請求金額", "ステータス", "請求日")} \
             <= field_index_names()
     assert admin.get(f"/menus/{made['menu']}").get_data(as_text=True).count("OLD-000") == page.count("OLD-000")

@@ -49,6 +49,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     from .databases import bp as databases_bp
     from .databases.cli import register_cli as register_databases_cli
     from .demo import register_cli as register_demo_cli
+    from .documents.routes import bp as documents_bp
     from .health import bp as health_bp
     from .integrations import bp as integrations_bp
     from .runs import bp as runs_bp
@@ -61,6 +62,7 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     register_parameter_rules(app)  # before the blueprints: their rules use its `int` converter
     app.register_blueprint(auth_bp)
     app.register_blueprint(databases_bp)
+    app.register_blueprint(documents_bp)
     app.register_blueprint(integrations_bp)
     app.register_blueprint(runs_bp)
     app.register_blueprint(timers_bp)

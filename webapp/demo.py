@@ -65,7 +65,8 @@ def _customers(count: int, rng: random.Random) -> list[dict]:
 
 
 def seed_demo(customer_count: int = 1200, invoice_count: int = 1500, admin_password: str | None = None) -> bool:
-    """Create the demo installation; returns False (and changes nothing) when users already exist."""
+    """Create the demo installation in the caller's transaction; returns False (and changes nothing) when users
+    already exist."""
     if db.session.execute(select(func.count()).select_from(User)).scalar_one() > 0:
         return False
     rng = random.Random(20261124)
@@ -209,6 +210,7 @@ def register_cli(app: Flask) -> None:
     def seed_demo_command(customers: int, invoices: int) -> None:
         """Create demo users, DBs, menus and records (only in an empty installation)."""
         if seed_demo(customers, invoices):
+            db.session.commit()
             click.echo(f"デモデータを作成しました(顧客 {customers}件、請求書 {invoices}件)。")
         else:
             click.echo("ユーザが既に存在するため、デモデータの作成をスキップしました。")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 
+from ..extensions import db
 from .operations import UserError, change_password, create_user, find_user
 from .passwords import PASSWORD_RULES
 
@@ -26,6 +27,7 @@ def register_cli(app: Flask) -> None:
         """Create an administrator (管理者) account."""
         try:
             create_user(username, password, display_name=display_name, email=email, is_admin=True)
+            db.session.commit()
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"管理者「{username}」を作成しました。")
@@ -40,6 +42,7 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(f"ユーザ「{username}」はありません。")
         try:
             change_password(user, password)
+            db.session.commit()
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"ユーザ「{user.username}」のパスワードを変更しました。ログイン中のセッションはすべて終了しました。")

@@ -1,4 +1,4 @@
-"""User actions shared by views, CLI and the demo seed."""
+"""User actions shared by views, CLI and the demo seed. They flush; the caller commits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
+from ..core.audit import audit, diff
+from ..core.errors import DomainError
 from ..extensions import db
 from .models import User, verify_password
 from .passwords import password_problems
@@ -16,7 +18,7 @@ from .sessions import revoke_sessions
 # Hashes no password matches, one per hash method: an unknown user name costs the same check as a known one.
 _dummy_hashes: dict[str, str] = {}
 
-class UserError(ValueError):
+class UserError(DomainError):
     """A user change that cannot be made; the message is Japanese and shown as is (one line per problem)."""
 
 
@@ -39,16 +41,14 @@ def create_user(
 ) -> User:
     """Create a user (audited). Only the demo seed skips the password rules (its admin/admin is asked for by
     design)."""
-    from ..core.audit import audit, diff
-
     username = username.strip()
     if not username:
-        raise UserError("ユーザ名を入力してください。")
+        raise UserError("ユーザ名を入力してください。", "username")
     problems = password_problems(password, username, display_name, email) if enforce_password_rules else []
     if problems:
-        raise UserError("\n".join(problems))
+        raise UserError("\n".join(problems), "password")
     if find_user(username):
-        raise UserError(f"ユーザ名「{username}」は既に使われています。")
+        raise UserError(f"ユーザ名「{username}」は既に使われています。", "username")
     user = User(
         username=username,
         display_name=display_name.strip(),
@@ -61,7 +61,7 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     audit("create", "ユーザ", user.id, user.username, diff({}, _shown_permissions(user)))
-    db.session.commit()
+    db.session.flush()
     return user
 
 
@@ -74,15 +74,13 @@ def _shown_permissions(user: User) -> dict[str, str]:
 
 
 def set_global_permissions(user: User, *, db_settings: bool, system_integration: bool) -> None:
-    from ..core.audit import audit, diff
-
     before = _shown_permissions(user)
     user.can_db_settings = db_settings
     user.can_system_integration = system_integration
     changes = diff(before, _shown_permissions(user))
     if changes:
         audit("permission", "全体権限", user.id, user.username, changes)
-    db.session.commit()
+    db.session.flush()
 
 
 def password_matches(account: User | None, password: str) -> bool:
@@ -98,28 +96,24 @@ def password_matches(account: User | None, password: str) -> bool:
 
 
 def record_login(username: str, account: User | None, succeeded: bool, address: str) -> None:
-    """Write a login success or failure (typed user name, client address) to the audit log and commit."""
-    from ..core.audit import audit
-
+    """Write a login success or failure (typed user name, client address) to the audit log."""
     audit("login" if succeeded else "login_failed", "ログイン", account.id if account else None, username,
           {"アドレス": ["", address or "-"]}, user_id=account.id if account else None)
-    db.session.commit()
+    db.session.flush()
 
 
 def change_password(user: User, password: str) -> None:
     """Set a new password (the rules apply) and end every session of the user, on every device."""
     problems = password_problems(password, user.username, user.display_name, user.email)
     if problems:
-        raise UserError("\n".join(problems))
+        raise UserError("\n".join(problems), "password")
     user.set_password(password)
     revoke_sessions(user)
-    db.session.commit()
+    db.session.flush()
 
 
 def end_all_sessions(user: User) -> None:
     """全セッションを終了: the user is logged out everywhere (audited); they can log in again at once."""
-    from ..core.audit import audit
-
     revoke_sessions(user)
     audit("end_sessions", "ユーザ", user.id, user.username)
-    db.session.commit()
+    db.session.flush()

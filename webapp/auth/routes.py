@@ -8,6 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..core.forms import report_error
 from ..core.permissions import Permission, permission_required
 from ..extensions import db, limiter, login_manager
 from . import bp
@@ -81,8 +82,10 @@ def login():
         if password_matches(account, form.password.data) and account.is_active:
             start_session(account)
             record_login(form.username.data, account, True, request.remote_addr)
+            db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
         record_login(form.username.data, account, False, request.remote_addr)
+        db.session.commit()
         form.password.errors.append("ユーザ名またはパスワードが正しくありません。")
     # Secure cookies are not stored by a browser over plain http: say so instead of a login that silently fails.
     insecure = current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure
@@ -113,6 +116,7 @@ def permission_edit(user_id: int):
         set_global_permissions(
             user, db_settings=form.can_db_settings.data, system_integration=form.can_system_integration.data
         )
+        db.session.commit()
         flash(f"{user.label} さんの全体権限を更新しました。", "success")
         return redirect(url_for("auth.permission_list"))
     return render_template("auth/permission_edit.html", user=user, form=form)
@@ -124,6 +128,7 @@ def end_sessions(user_id: int):
     user = db.get_or_404(User, user_id)
     myself = user.id == current_user.id
     end_all_sessions(user)
+    db.session.commit()
     if myself:
         end_session()
         flash("すべてのセッションを終了しました。もう一度ログインしてください。", "info")
@@ -145,9 +150,10 @@ def user_new():
                 email=form.email.data or "",
                 is_admin=form.is_admin.data,
             )
+            db.session.commit()
         except UserError as exc:
-            target = form.password if "パスワード" in str(exc) else form.username
-            target.errors.append(str(exc))
+            db.session.rollback()
+            report_error(form, exc)
         else:
             flash(f"ユーザ「{user.username}」を追加しました。権限はこの画面で設定できます。", "success")
             return redirect(url_for("auth.permission_edit", user_id=user.id))

@@ -28,6 +28,7 @@ from flask import current_app
 from sqlalchemy import inspect, text
 from sqlalchemy.pool import NullPool
 
+from ..core.files import files_root
 from ..extensions import db
 
 FORMAT = 1
@@ -72,10 +73,6 @@ def _migrations() -> ScriptDirectory:
 
 def code_head() -> str:
     return _migrations().get_current_head()
-
-
-def _files_root() -> Path:
-    return Path(current_app.config["FILES_DIR"])
 
 
 def _never_archived() -> set[Path]:
@@ -214,7 +211,7 @@ def create_backup(path: Path) -> dict:
                 raise BackupError("データベースにマイグレーションの記録(alembic_version)がありません。"
                                   "先に `flask db upgrade` を実行してください。")
             # Files after the database: a file created meanwhile is only an extra, never a missing one.
-            root = _files_root()
+            root = files_root()
             file_count = file_bytes = 0
             # Owner-only: the archive holds personal data and password hashes.
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -516,7 +513,7 @@ def restore_backup(path: Path, force: bool = False) -> dict:
     manifest = read_manifest(path)
     _check_restorable(manifest, force)
     kind = manifest["database_kind"]
-    root = _files_root()
+    root = files_root()
     root.mkdir(parents=True, exist_ok=True)
     # Extracted next to FILES_DIR so that the files are moved into place, not copied twice.
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=root.parent) as scratch:
@@ -538,4 +535,5 @@ def restore_backup(path: Path, force: bool = False) -> dict:
         manifest["upgraded_from"] = manifest["alembic_revision"]
     # Per-field indexes follow the fields, not Alembic: bring back any the dump or the upgrade lacks.
     ensure_field_indexes()
+    db.session.commit()
     return manifest

@@ -1,20 +1,20 @@
-"""Cross-cutting pieces: error pages, template helpers, the left panel, htmx detection."""
+"""Cross-cutting pieces: error pages, template helpers, htmx detection.
+
+core imports no feature module (an import-linter contract, see pyproject.toml): features plug into it.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
+from .clock import format_local
 from .permissions import PERMISSION_LABELS, Permission, has_permission
 from .text import escape_control_characters
 
@@ -39,21 +39,6 @@ ERROR_DEFAULT_MESSAGES = {
     429: "短い時間に操作が集中したため、受け付けを一時停止しています。しばらく待ってからお試しください。",
     500: "処理中に問題が発生しました。時間をおいて再度お試しください。解決しない場合は管理者に連絡してください。",
 }
-
-
-def format_local(value: datetime | str | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-    """An instant (stored in UTC, or an ISO text of one, as in the JSON of a run's calls) in the configured
-    time zone, as people read it; "%Z" in `fmt` names the zone (JST)."""
-    if not value:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime(fmt)
 
 
 def pretty_json(value: object) -> str:
@@ -84,8 +69,6 @@ def render_error(status: int, message: str | None = None):
 
 
 def register_core(app: Flask) -> None:
-    from ..auth.routes import load_user  # noqa: F401  (registers the user loader)
-
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_error(400, "画面の有効期限が切れたか、不正な送信です。画面を再読み込みしてからやり直してください。")
@@ -108,17 +91,8 @@ def register_core(app: Flask) -> None:
 
     @app.context_processor
     def layout_context():
-        from ..databases.models import Database
-
-        nav_databases = []
-        if current_user.is_authenticated:
-            nav_databases = list(
-                db.session.execute(
-                    select(Database).options(selectinload(Database.menus)).order_by(Database.position, Database.id)
-                ).scalars()
-            )
+        # The left panel's DBs and menus come from the databases blueprint's own context processor.
         return {
-            "nav_databases": nav_databases,
             "has_permission": lambda *p: has_permission(current_user, *p),
             "Permission": Permission,
             "PERMISSION_LABELS": PERMISSION_LABELS,

@@ -12,8 +12,8 @@ from flask_login import current_user
 from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..auth.models import User, utcnow
 from ..extensions import db
+from .clock import utcnow
 from .dbtypes import JSONType
 
 SECRET_CHANGED = "変更"
@@ -36,7 +36,8 @@ class AuditEntry(db.Model):
     # {label: [before, after]}
     changes: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
 
-    user: Mapped[User | None] = relationship()
+    # Resolved by name on the shared registry: core imports no feature module.
+    user: Mapped[User | None] = relationship("User")  # noqa: F821
 
     @property
     def action_label(self) -> str:

@@ -2,7 +2,8 @@
 
 Every field of a BaseForm, including those of its 明細-style subforms, refuses control characters before its own
 validators run (tab and line breaks only in multi-line text: core/text.py). FieldList here reports rows over its
-limit as an error instead of dropping them as WTForms' max_entries does.
+limit as an error instead of dropping them as WTForms' max_entries does. `report_error` shows an operation's
+DomainError on the form that caused it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from wtforms.utils import unset_value
 from wtforms.validators import StopValidation
 from wtforms.widgets import TextArea
 
+from .errors import DomainError
 from .text import control_character_problem
 
 # Row indices of a FieldList are small numbers; longer ones are not rows a page could have made.
@@ -110,3 +112,13 @@ class FieldList(wtforms.FieldList):
             form.form_errors.append(message)
             return False
         return valid
+
+
+def report_error(form, error: DomainError) -> None:
+    """Show a refused action on its form: each problem under the field it names, else at the top of the form."""
+    for problem in error.problems:
+        target = form._fields.get(problem.field) if problem.field else None
+        if target is not None:
+            target.errors = [*target.errors, problem.message]
+        else:
+            form.form_errors.append(problem.message)

@@ -16,6 +16,8 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user, login_required
 
+from .dependents import database_usage, field_usage, menu_usage
+
 
 class Permission(StrEnum):
     ADMIN = "admin"
@@ -76,24 +78,18 @@ def permission_required(*permissions: Permission):
 
 def menu_change_permissions(menu) -> tuple[Permission, ...]:
     """What changing or deleting `menu` needs: DB設定, and システム連携 too when an integration or a timer uses it."""
-    from ..integrations.operations import menu_usage  # the policy reads usage; business modules own it
-
     return INTEGRATION_SETTINGS if menu_usage(menu) else (Permission.DB_SETTINGS,)
 
 
 def field_change_permissions(field) -> tuple[Permission, ...]:
     """What deleting `field` needs: both when an integration or timer depends on it (a column, filter or sort of
     a menu they use, a レコード更新 target or the 連携対象PDF) — deleting it would change what they send."""
-    from ..integrations.operations import field_usage
-
     return INTEGRATION_SETTINGS if field_usage(field) else (Permission.DB_SETTINGS,)
 
 
 def database_delete_permissions(database) -> tuple[Permission, ...]:
     """Deleting a DB deletes its 楽楽明細連携設定 and timers with it: both when it has any."""
-    from ..integrations.operations import settings_of
-
-    return INTEGRATION_SETTINGS if settings_of(database) else (Permission.DB_SETTINGS,)
+    return INTEGRATION_SETTINGS if database_usage(database) else (Permission.DB_SETTINGS,)
 
 
 def require_for_menu(menu) -> None:

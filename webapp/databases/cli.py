@@ -11,8 +11,10 @@ def register_cli(app: Flask) -> None:
     @click.option("--rebuild", is_flag=True, help="Drop and create every per-field index (not only missing ones).")
     def ensure_indexes_command(rebuild: bool) -> None:
         """Create the missing record indexes of every field (after an upgrade, a restore, on start); safe to repeat."""
+        from ..extensions import db
         from .operations import ensure_field_indexes
 
         count = ensure_field_indexes(rebuild=rebuild)
+        db.session.commit()
         verb = "作り直しました" if rebuild else "確認しました"
         click.echo(f"{count}項目のインデックスを{verb}。")

@@ -16,10 +16,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..auth.models import utcnow
-from ..core.dbtypes import JSONType  # noqa: F401  (re-exported: the models of other modules import it here)
+from ..core.clock import utcnow
+from ..core.dbtypes import JSONType
 from ..extensions import db
-from .fieldtypes import FIELD_TYPE_LABELS, FieldType
+from .fieldtypes import FieldKind, kind_of
 
 PLACEMENT_HEADER = "header"
 PLACEMENT_DETAIL = "detail"
@@ -91,12 +91,18 @@ class Field(db.Model):
         return str(self.id)
 
     @property
-    def type(self) -> FieldType:
-        return FieldType(self.field_type)
+    def kind(self) -> FieldKind:
+        """The field's type object (fieldtypes.py): every per-type rule is asked of it."""
+        return kind_of(self.field_type)
+
+    @property
+    def input_name(self) -> str:
+        """The name of this field's input in the record form (and of the DomainError field naming it)."""
+        return f"f{self.id}"
 
     @property
     def type_label(self) -> str:
-        return FIELD_TYPE_LABELS[self.type]
+        return self.kind.label
 
     @property
     def is_detail(self) -> bool:
@@ -104,8 +110,9 @@ class Field(db.Model):
 
     @property
     def is_input(self) -> bool:
-        """Whether people type this value (link and dependent fields are filled from elsewhere)."""
-        return self.origin == ORIGIN_INPUT and self.type != FieldType.AUTOFILE
+        """Whether people type this value (link and dependent fields are filled from elsewhere, and some types are
+        made by the app)."""
+        return self.origin == ORIGIN_INPUT and self.kind.typed
 
 
 class Record(db.Model):

@@ -1,7 +1,8 @@
 """Business actions on DBs, fields, menus and records, shared by views, CLI, jobs and the demo seed.
 
-Each action validates first and changes the database in one transaction, so a refused change saves nothing.
-Deletions and menu changes write their 監査ログ entry in that same transaction.
+Each action validates first, then changes the session and flushes; the caller (view, job, CLI) commits, so a
+refused change saves nothing and several actions can form one unit. Deletions and menu changes add their
+監査ログ entry to that same transaction; stored files follow it (core/files.py).
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ from dataclasses import field as dc_field
 from itertools import islice
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import delete, func, insert, select, text
 
+from ..core import dependents, files
 from ..core.audit import audit, diff
+from ..core.dependents import menu_usage
+from ..core.errors import DomainError, DomainErrors
 from ..extensions import db
 from .fieldtypes import (
-    DETAIL_TYPES,
-    FIELD_TYPE_LABELS,
+    OP_EMPTY,
+    OP_IN,
+    OP_NOT_EMPTY,
+    OP_RANGE,
+    OPERATOR_LABELS,
     OPTION_MAX,
-    OPTION_TYPES,
-    FieldType,
-    display_value,
+    FieldValueError,
+    kind_of,
     search_text_of,
 )
 from .models import (
@@ -39,16 +44,12 @@ from .models import (
     MenuFilter,
     Record,
 )
-from .query import OP_IN, OP_RANGE, OPERATOR_LABELS, index_expression, operators_for
+from .query import index_expression, operators_for
 from .record_counts import records_of
 
 
-class DatabaseError(ValueError):
-    """A refused change; `field` names the form field the Japanese message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class DatabaseError(DomainError):
+    """A refused change of a DB, field, menu or record; `field` names the form field the message belongs to."""
 
 
 # ---- DBs -----------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def create_database(name: str, description: str = "") -> Database:
     position = (db.session.execute(select(func.max(Database.position))).scalar() or 0) + 1
     database = Database(name=name, description=description.strip(), position=position)
     db.session.add(database)
-    db.session.commit()
+    db.session.flush()
     return database
 
 
@@ -80,7 +81,7 @@ def update_database(database: Database, name: str, description: str) -> None:
         raise DatabaseError(f"DB名「{name}」は既に使われています。", "name")
     database.name = name
     database.description = description.strip()
-    db.session.commit()
+    db.session.flush()
 
 
 def delete_database(database: Database) -> None:
@@ -94,7 +95,7 @@ def delete_database(database: Database) -> None:
     db.session.execute(delete(Record).where(Record.database_id == database.id),
                        execution_options=records_of(database.id))
     db.session.delete(database)
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- fields --------------------------------------------------------------------------------------------
@@ -116,11 +117,11 @@ def _check_field_spec(database: Database, spec: FieldSpec, existing: Field | Non
     name = spec.name.strip()
     if _name_taken(Field, name, exclude_id=existing.id if existing else None, database_id=database.id):
         raise DatabaseError(f"項目名「{name}」はこのDBで既に使われています。", "name")
-    field_type = FieldType(spec.field_type)
-    if spec.placement == PLACEMENT_DETAIL and field_type not in DETAIL_TYPES:
-        raise DatabaseError(f"{FIELD_TYPE_LABELS[field_type]}は明細項目にできません。ヘッダ項目にしてください。", "placement")
+    kind = kind_of(spec.field_type)
+    if spec.placement == PLACEMENT_DETAIL and not kind.detail:
+        raise DatabaseError(f"{kind.label}は明細項目にできません。ヘッダ項目にしてください。", "placement")
     options: list[str] = []
-    if field_type in OPTION_TYPES:
+    if kind.has_options:
         for option in spec.options:
             option = option.strip()
             if not option:
@@ -143,9 +144,9 @@ def add_field(database: Database, spec: FieldSpec) -> Field:
     new_field = Field(
         database_id=database.id,
         name=spec.name.strip(),
-        field_type=FieldType(spec.field_type).value,
+        field_type=kind_of(spec.field_type).name,
         placement=spec.placement,
-        required=spec.required and FieldType(spec.field_type) != FieldType.AUTOFILE,
+        required=spec.required and kind_of(spec.field_type).typed,
         options=options,
         origin=spec.origin,
         help_text=spec.help_text.strip(),
@@ -155,7 +156,6 @@ def add_field(database: Database, spec: FieldSpec) -> Field:
     db.session.add(new_field)
     db.session.flush()
     create_field_index(new_field)
-    db.session.commit()
     return new_field
 
 
@@ -203,7 +203,7 @@ def ensure_field_indexes(rebuild: bool = False) -> int:
         if rebuild:
             drop_field_index(target)
         create_field_index(target)
-    db.session.commit()
+    db.session.flush()
     return len(fields)
 
 
@@ -217,12 +217,12 @@ def update_field(existing: Field, spec: FieldSpec) -> None:
     spec.field_type, spec.placement = existing.field_type, existing.placement
     options = _check_field_spec(existing.database, spec, existing)
     existing.name = spec.name.strip()
-    existing.required = spec.required and existing.type != FieldType.AUTOFILE
+    existing.required = spec.required and existing.kind.typed
     existing.options = options
     existing.origin = spec.origin
     existing.help_text = spec.help_text.strip()
     existing.settings = spec.settings
-    db.session.commit()
+    db.session.flush()
 
 
 def delete_field(existing: Field) -> None:
@@ -230,7 +230,7 @@ def delete_field(existing: Field) -> None:
           {"項目タイプ": [existing.type_label, ""]})
     drop_field_index(existing)
     db.session.delete(existing)
-    db.session.commit()
+    db.session.flush()
 
 
 def move_field(existing: Field, direction: str) -> None:
@@ -242,17 +242,27 @@ def move_field(existing: Field, direction: str) -> None:
         existing.position, other.position = other.position, existing.position
         if existing.position == other.position:  # legacy equal positions: make them distinct
             existing.position += -1 if direction == "up" else 1
-        db.session.commit()
+        db.session.flush()
 
 
 # ---- menus ---------------------------------------------------------------------------------------------
 
 
 @dataclass
+class FilterInputs:
+    """A filter row's value as typed in the menu form: parsed and checked by create_menu / update_menu."""
+
+    value: str = ""
+    value_to: str = ""  # a range's end
+    values: list[str] = dc_field(default_factory=list)  # いずれかに一致
+
+
+@dataclass
 class FilterSpec:
     field_id: int
     operator: str
-    value: object = None
+    value: object = None  # the stored value (a typed one: demo seed, tests), unless `inputs` is given
+    inputs: FilterInputs | None = None
 
 
 @dataclass
@@ -285,10 +295,11 @@ def _check_menu_spec(database: Database, spec: MenuSpec, existing: Menu | None =
         if target is None:
             raise DatabaseError("このDBにない項目が絞り込み条件に選ばれています。", "filters")
         if menu_filter.operator not in operators_for(target):
-            raise DatabaseError(
-                f"項目「{target.name}」には条件「{OPERATOR_LABELS.get(menu_filter.operator, menu_filter.operator)}」を使えません。",
-                "filters",
-            )
+            label = OPERATOR_LABELS.get(menu_filter.operator)
+            raise DatabaseError(f"項目「{target.name}」には条件「{label}」を使えません。" if label
+                                else f"項目「{target.name}」の条件を選んでください。", "filters")
+        if menu_filter.inputs is not None:
+            menu_filter.value = filter_value_from_inputs(target, menu_filter.operator, menu_filter.inputs)
     if spec.sort_field_id is not None:
         sort_field = fields_by_id.get(spec.sort_field_id)
         if sort_field is None or sort_field.is_detail:
@@ -314,15 +325,13 @@ def _filter_text(menu_filter: MenuFilter) -> str:
     value = menu_filter.value
     if menu_filter.operator == OP_RANGE:
         low, high = (list(value or []) + [None, None])[:2]
-        shown = "〜".join(display_value(target.field_type, v) if v is not None else "" for v in (low, high))
+        shown = "〜".join(target.kind.display(v) if v is not None else "" for v in (low, high))
     elif isinstance(value, list):
         shown = "・".join(str(v) for v in value)
     elif value is None:
         shown = ""
-    elif target.type == FieldType.CHECKBOX:
-        shown = "チェックあり" if value else "チェックなし"
     else:
-        shown = display_value(target.field_type, value) if not target.is_detail else str(value)
+        shown = target.kind.filter_text(value) if not target.is_detail else str(value)
     return " ".join(p for p in (target.name, OPERATOR_LABELS.get(menu_filter.operator, menu_filter.operator), shown) if p)
 
 
@@ -349,7 +358,7 @@ def create_menu(database: Database, spec: MenuSpec) -> Menu:
     db.session.add(menu)
     shown = menu_snapshot(menu)
     audit("create", "メニュー", menu.id, f"{database.name} › {menu.name}", diff({}, shown))
-    db.session.commit()
+    db.session.flush()
     return menu
 
 
@@ -361,47 +370,50 @@ def update_menu(menu: Menu, spec: MenuSpec) -> dict[str, list[str]]:
     changes = diff(before, menu_snapshot(menu))
     if changes:
         audit("update", "メニュー", menu.id, f"{menu.database.name} › {menu.name}", changes)
-    db.session.commit()
+    db.session.flush()
     return changes
 
 
 def delete_menu(menu: Menu) -> None:
     audit("delete", "メニュー", menu.id, f"{menu.database.name} › {menu.name}", diff(menu_snapshot(menu), {}))
     db.session.delete(menu)
-    db.session.commit()
+    db.session.flush()
 
 
-def filter_value_from_inputs(target: Field, operator: str, value: str, value_to: str, values: list[str]):
+def menus_using(target: Field) -> list[Menu]:
+    """The menus of the field's DB that show it, filter on it or sort by it."""
+    return [menu for menu in target.database.menus
+            if target.id == menu.sort_field_id or any(c.field_id == target.id for c in menu.columns)
+            or any(f.field_id == target.id for f in menu.filters)]
+
+
+# A field's dependents include those of every menu that uses it (see core.dependents).
+dependents.register("databases", field=lambda target: [d for menu in menus_using(target) for d in menu_usage(menu)])
+
+
+def filter_value_from_inputs(target: Field, operator: str, inputs: FilterInputs):
     """The stored value of a filter row, checked against the field type (raises DatabaseError)."""
-    from .fieldtypes import FieldValueError, parse_value
-
-    if operator in ("empty", "not_empty"):
+    if operator in (OP_EMPTY, OP_NOT_EMPTY):
         return None
     if operator == OP_IN:
-        chosen = [v for v in values if v in target.options]
+        chosen = [v for v in inputs.values if v in target.options]
         if not chosen:
             raise DatabaseError(f"「{target.name}」の条件にする選択肢を1つ以上選んでください。", "filters")
         return chosen
     try:
         if operator == OP_RANGE:
-            low = parse_value(target.field_type, value) if value.strip() else None
-            high = parse_value(target.field_type, value_to) if value_to.strip() else None
+            low = target.kind.parse(inputs.value, field=target) if inputs.value.strip() else None
+            high = target.kind.parse(inputs.value_to, field=target) if inputs.value_to.strip() else None
             if low is None and high is None:
                 raise DatabaseError(f"「{target.name}」の範囲の開始か終了を入力してください。", "filters")
             if low is not None and high is not None and low > high:
                 raise DatabaseError(f"「{target.name}」の範囲は開始が終了より前になるように入力してください。", "filters")
             return [low, high]
-        if target.type == FieldType.CHECKBOX:
-            return value in ("1", "true", "on")
-        if target.type == FieldType.MULTISELECT:
-            if value not in target.options:
-                raise DatabaseError(f"「{target.name}」の選択肢から選んでください。", "filters")
-            return value
-        if not value.strip():
+        if not inputs.value.strip() and target.kind.filter_widget != "checkbox":  # unchecked is a value
             raise DatabaseError(f"「{target.name}」の条件の値を入力してください。", "filters")
         if target.is_detail:
-            return value.strip()
-        return parse_value(target.field_type, value, options=target.options)
+            return inputs.value.strip()
+        return target.kind.filter_value(inputs.value, target)
     except FieldValueError as exc:
         raise DatabaseError(f"「{target.name}」の条件: {exc}", "filters") from exc
 
@@ -417,7 +429,7 @@ def build_search_text(data: dict, details: list[dict]) -> str:
 
 
 def new_record(database: Database, data: dict, details: list[dict], user_id: int | None) -> Record:
-    """A record added to the session, not committed: callers store files first, then commit once."""
+    """A record of already checked values added to the session (save_record, the demo seed, tests)."""
     record = Record(
         database_id=database.id,
         data=data,
@@ -433,7 +445,7 @@ def new_record(database: Database, data: dict, details: list[dict], user_id: int
 def bulk_insert_records(database: Database, rows: Iterable[tuple[dict, list[dict]]], user_id: int | None = None,
                         batch: int = 10_000) -> int:
     """Insert many already-typed (data, details) records (demo seed, imports, benchmarks); streams `rows` in
-    batches, commits once, returns the count."""
+    batches in the caller's transaction, returns the count."""
     total = 0
     iterator = iter(rows)
     while chunk := list(islice(iterator, batch)):
@@ -443,70 +455,138 @@ def bulk_insert_records(database: Database, rows: Iterable[tuple[dict, list[dict
             for data, details in chunk
         ], execution_options=records_of(database.id))
         total += len(chunk)
-    db.session.commit()
+    db.session.flush()
     if total >= 10_000:
         # Fresh statistics let the planner choose between a filter's index and the sort field's index.
+        # (Both databases count the transaction's own new rows.)
         db.session.execute(text("ANALYZE records"))
-        db.session.commit()
     return total
 
 
-def set_record_values(record: Record, data: dict, details: list[dict], user_id: int | None) -> None:
-    # New dict objects so SQLAlchemy sees the JSON change.
-    record.data = dict(data)
+DETAIL_ROWS_MAX = 500
+
+
+@dataclass
+class RecordChanges:
+    """What one save sets on a record — from the record form, a CSV row or a bulk update: typed values (parsed by
+    the field types), keyed by Field.key."""
+
+    data: dict[str, object] = dc_field(default_factory=dict)  # header values; fields left out keep theirs
+    details: list[dict] | None = None  # the 明細 rows (blank rows are dropped); None keeps the rows
+    uploads: dict = dc_field(default_factory=dict)  # a ファイル field's key -> its new file (a FileStorage)
+    cleared: set[str] = dc_field(default_factory=set)  # ファイル fields whose file is removed
+
+
+@dataclass
+class SavedRecord:
+    record: Record
+    created: bool
+    messages: list[str] = dc_field(default_factory=list)  # for the user: a PDF that could not be made …
+
+
+def save_record(database: Database, record: Record | None, changes: RecordChanges,
+                user_id: int | None) -> SavedRecord:
+    """Create (`record` None) or update a record of `database` in the caller's transaction, then flush.
+
+    The one way records are saved from input: the values are checked against the DB's fields (typed header
+    fields only, required values and files present, at most DETAIL_ROWS_MAX 明細 rows); uploads are stored
+    (and removed again if the caller does not commit), replaced or cleared files are removed once it commits;
+    the values people do not type are made last (field types' on_save: PDFs whose inputs changed). Record
+    counts follow by themselves (record_counts.py). Raises DatabaseError or DomainErrors naming the form
+    inputs (Field.input_name); nothing is changed then.
+    """
+    _check_record_changes(database, record, changes)
+    created = record is None
+    data = {} if created else dict(record.data)
+    data.update(changes.data)
+    details = record.details if changes.details is None and record is not None else [
+        dict(row) for row in changes.details or [] if any(v not in (None, "", [], False) for v in row.values())]
+    if created:
+        record = new_record(database, data, details, user_id)
+        db.session.flush()  # the id names the folder of uploaded files
+    replaced = []
+    for target in database.header_fields:
+        if target.key in changes.uploads:
+            replaced.append(data.get(target.key))
+            data[target.key] = store_upload(record, target, changes.uploads[target.key])
+        elif target.key in changes.cleared:
+            replaced.append(data.get(target.key))
+            data[target.key] = None
+    files.remove_after_commit(old.get("path") for old in replaced if isinstance(old, dict))
+    # New objects so SQLAlchemy sees the JSON change.
+    record.data = data
     record.details = [dict(row) for row in details]
     record.search_text = build_search_text(record.data, record.details)
     record.updated_by_id = user_id
+    messages = []
+    for target in sorted((f for f in database.fields if not f.kind.typed), key=lambda f: f.kind.save_order):
+        messages += target.kind.on_save(target, record)
+    db.session.flush()
+    return SavedRecord(record, created, messages)
+
+
+def _check_record_changes(database: Database, record: Record | None, changes: RecordChanges) -> None:
+    typed = {f.key: f for f in database.header_fields if f.is_input}
+    problems = []
+    for key, value in changes.data.items():
+        target = typed.get(key)
+        if target is None or target.kind.is_file:
+            raise DatabaseError("このDBで入力できる項目ではありません。")
+        if target.required and (value is None or value == "" or value == []):
+            problems.append(DatabaseError("必須項目です。入力してください。", target.input_name))
+    for target in typed.values():
+        if target.required and not target.kind.is_file and record is None and target.key not in changes.data:
+            problems.append(DatabaseError("必須項目です。入力してください。", target.input_name))
+        if target.required and target.kind.is_file:
+            kept = bool(record and record.data.get(target.key)) and target.key not in changes.cleared
+            if target.key not in changes.uploads and not kept:
+                problems.append(DatabaseError("必須項目です。ファイルを選んでください。", target.input_name))
+    for key in list(changes.uploads) + list(changes.cleared):
+        if key not in typed or not typed[key].kind.is_file:
+            raise DatabaseError("ファイル項目ではありません。")
+    if changes.details is not None:
+        detail_keys = {f.key for f in database.detail_fields if f.is_input}
+        if len(changes.details) > DETAIL_ROWS_MAX:
+            problems.append(DatabaseError(f"明細は{DETAIL_ROWS_MAX}行までです。", "details"))
+        if any(set(row) - detail_keys for row in changes.details):
+            raise DatabaseError("このDBで入力できる明細項目ではありません。", "details")
+    if problems:
+        raise DomainErrors(problems) if len(problems) > 1 else problems[0]
 
 
 def record_label(record: Record) -> str:
     """請求書 › レコード12 (INV-0001): the DB, the id and the first header value, as the 監査ログ names it."""
-    first = next((display_value(f.field_type, record.data.get(f.key)) for f in record.database.header_fields
-                  if f.type in (FieldType.TEXT, FieldType.NUMBER, FieldType.DATE) and record.data.get(f.key)), "")
+    first = next((f.kind.display(record.data.get(f.key)) for f in record.database.header_fields
+                  if f.kind.record_label and record.data.get(f.key)), "")
     return f"{record.database.name} › レコード{record.id}" + (f"({first})" if first else "")
 
 
 def delete_record(record: Record) -> None:
-    files = [v.get("path") for v in record.data.values() if isinstance(v, dict) and v.get("path")]
+    """Delete a record (audited); its stored files go once the caller commits."""
+    files.remove_after_commit(v.get("path") for v in record.data.values() if isinstance(v, dict))
     audit("delete", "レコード", record.id, record_label(record), {})
     db.session.delete(record)
-    db.session.commit()
-    for relative in files:
-        remove_stored_file(relative)
+    db.session.flush()
 
 
 # ---- files ---------------------------------------------------------------------------------------------
 
 
-def files_root() -> Path:
-    return Path(current_app.config["FILES_DIR"])
-
-
 def store_upload(record: Record, target: Field, storage) -> dict:
-    """Save an uploaded file under FILES_DIR and return the value kept in the record."""
+    """Save an uploaded file under FILES_DIR and return the value kept in the record. The file is removed again
+    if the transaction ends without a commit."""
     original = os.path.basename(storage.filename or "file").replace("\x00", "")[:200] or "file"
     relative = Path("records") / str(record.database_id) / str(record.id) / str(target.id) / f"{uuid.uuid4().hex}"
-    absolute = files_root() / relative
-    absolute.parent.mkdir(parents=True, exist_ok=True)
-    storage.save(absolute)
+    size = files.save_upload(relative, storage)
+    files.remove_unless_committed([str(relative)])
     return {
         "name": original,
         "path": str(relative),
-        "size": absolute.stat().st_size,
+        "size": size,
         "content_type": storage.mimetype or "application/octet-stream",
     }
 
 
-def stored_file_path(value: dict) -> Path | None:
-    if not isinstance(value, dict) or not value.get("path"):
-        return None
-    root = files_root().resolve()
-    path = (root / value["path"]).resolve()
-    # A stored path never leaves FILES_DIR, whatever the JSON says.
-    return path if path.is_relative_to(root) and path.is_file() else None
-
-
-def remove_stored_file(relative: str) -> None:
-    path = stored_file_path({"path": relative})
-    if path:
-        path.unlink(missing_ok=True)
+def stored_file_path(value) -> Path | None:
+    """The file of a file or 自動生成ファイル value, or None (no file, or a path that would leave FILES_DIR)."""
+    return files.path_of(value.get("path")) if isinstance(value, dict) else None

@@ -1,57 +1,28 @@
 """Which records a レコード一覧 menu shows: its filters, the keyword search, the sort and paging.
 
-Later issues reuse `menu_records_statement` so that an integration sends exactly what the user sees.
+An integration sends exactly what the list shows: runs use `menu_records_statement` and `order_clauses` too.
+How a field's value is compared and sorted is its type's (fieldtypes.py); this module builds the statement.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
-from sqlalchemy import Select, Text, and_, cast, func, literal_column, or_, select
+from sqlalchemy import Select, Text, and_, cast, func, literal_column, select
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from ..extensions import db
-from .fieldtypes import FieldType
+from .fieldtypes import StoredValue
 from .models import Field, Menu, MenuFilter, Record
 from .record_counts import count_cache
 
-OP_EQUALS = "eq"
-OP_CONTAINS = "contains"
-OP_EMPTY = "empty"
-OP_NOT_EMPTY = "not_empty"
-OP_RANGE = "range"
-OP_IN = "in"
-
-OPERATOR_LABELS = {
-    OP_EQUALS: "等しい",
-    OP_CONTAINS: "含む",
-    OP_EMPTY: "空である",
-    OP_NOT_EMPTY: "空ではない",
-    OP_RANGE: "範囲(期間)",
-    OP_IN: "いずれかに一致",
-}
-
-_ALWAYS = {OP_EMPTY, OP_NOT_EMPTY}
-OPERATORS_BY_TYPE: dict[FieldType, list[str]] = {
-    FieldType.TEXT: [OP_EQUALS, OP_CONTAINS, *_ALWAYS],
-    FieldType.TEXTAREA: [OP_CONTAINS, *_ALWAYS],
-    FieldType.NUMBER: [OP_EQUALS, OP_RANGE, *_ALWAYS],
-    FieldType.DATE: [OP_EQUALS, OP_RANGE, *_ALWAYS],
-    FieldType.DATETIME: [OP_RANGE, *_ALWAYS],
-    FieldType.SELECT: [OP_EQUALS, OP_IN, *_ALWAYS],
-    FieldType.MULTISELECT: [OP_CONTAINS, *_ALWAYS],
-    FieldType.CHECKBOX: [OP_EQUALS],
-    FieldType.FILE: [*_ALWAYS],
-    FieldType.AUTOFILE: [*_ALWAYS],
-}
-
 
 def operators_for(field: Field) -> list[str]:
-    if field.is_detail:
-        return [OP_CONTAINS] if field.type in (FieldType.TEXT, FieldType.TEXTAREA) else []
-    return OPERATORS_BY_TYPE[field.type]
+    """The filter operators a menu may use on `field` (its type decides; 明細 fields have their own)."""
+    return list(field.kind.detail_operators if field.is_detail else field.kind.operators)
 
 
 def _json_item(field: Field):
@@ -65,39 +36,41 @@ def _json_item(field: Field):
     return Record.data[literal_column(path)]
 
 
-def _text(field: Field):
-    return _json_item(field).as_string()
+class _Stored(StoredValue):
+    """How SQL reads one header field's stored value (fieldtypes.StoredValue), built when a type asks."""
 
+    def __init__(self, field: Field):
+        self.field = field
 
-def _number(field: Field):
-    return _json_item(field).as_float()
+    @cached_property
+    def text(self):
+        return _json_item(self.field).as_string()
 
+    @cached_property
+    def number(self):
+        return _json_item(self.field).as_float()
 
-INDEXED_TYPES = {FieldType.TEXT, FieldType.NUMBER, FieldType.DATE, FieldType.DATETIME, FieldType.SELECT}
+    @cached_property
+    def boolean(self):
+        return Record.data[self.field.key].as_boolean()
+
+    @cached_property
+    def missing(self):
+        return Record.data[self.field.key].is_(None)
+
+    @cached_property
+    def json_text(self):
+        """The value's JSON text: json_extract on SQLite returns arrays/objects as JSON text already."""
+        if db.engine.dialect.name == "postgresql":
+            return cast(Record.data[self.field.key], Text)
+        return func.json_extract(Record.data, f'$."{self.field.key}"')
 
 
 def index_expression(field: Field):
     """The expression filters and sorts on this field use, or None when it is not worth an index."""
-    if field.is_detail or field.type not in INDEXED_TYPES:
+    if field.is_detail or not field.kind.indexed:
         return None
-    return _number(field) if field.type == FieldType.NUMBER else _text(field)
-
-
-def _is_empty(field: Field):
-    text = func.coalesce(_text(field), "")
-    if field.type == FieldType.MULTISELECT:
-        # A list is never NULL text; compare its JSON text instead.
-        return or_(Record.data[field.key].is_(None), func.coalesce(_json_text(field), "[]").in_(["[]", ""]))
-    if field.type in (FieldType.FILE, FieldType.AUTOFILE):
-        return func.coalesce(_json_text(field), "null").in_(["null", ""])
-    return text == ""
-
-
-def _json_text(field: Field):
-    """The value's JSON text: json_extract on SQLite returns arrays/objects as JSON text already."""
-    if db.engine.dialect.name == "postgresql":
-        return cast(Record.data[field.key], Text)
-    return func.json_extract(Record.data, f'$."{field.key}"')
+    return field.kind.sort_expression(_Stored(field))
 
 
 def filter_clause(menu_filter: MenuFilter):
@@ -106,42 +79,7 @@ def filter_clause(menu_filter: MenuFilter):
     if field.is_detail:
         # Detail values live in a list; a substring match on its JSON text is enough for "contains".
         return func.lower(cast(Record.details, Text)).contains(str(value).lower(), autoescape=True)
-    if op == OP_EMPTY:
-        return _is_empty(field)
-    if op == OP_NOT_EMPTY:
-        return ~_is_empty(field)
-    if op == OP_EQUALS:
-        if field.type == FieldType.NUMBER:
-            return _number(field) == float(value)
-        if field.type == FieldType.CHECKBOX:
-            truthy = Record.data[field.key].as_boolean()
-            return truthy.is_(True) if value else or_(truthy.is_(None), truthy.is_(False))
-        return _text(field) == str(value)
-    if op == OP_CONTAINS:
-        if field.type == FieldType.MULTISELECT:
-            return _json_text(field).contains(_json_string(str(value)), autoescape=True)
-        return _text(field).contains(str(value), autoescape=True)
-    if op == OP_IN:
-        return _text(field).in_([str(v) for v in value or []])
-    if op == OP_RANGE:
-        low, high = (list(value or []) + [None, None])[:2]
-        expr = _number(field) if field.type == FieldType.NUMBER else _text(field)
-        conditions = []
-        if low not in (None, ""):
-            conditions.append(expr >= (float(low) if field.type == FieldType.NUMBER else low))
-        if high not in (None, ""):
-            if field.type == FieldType.NUMBER:
-                conditions.append(expr <= float(high))
-            elif field.type == FieldType.DATETIME and len(str(high)) == 10:
-                conditions.append(expr <= f"{high} 23:59")
-            else:
-                conditions.append(expr <= high)
-        return and_(*conditions) if conditions else None
-    raise ValueError(f"unknown operator {op}")
-
-
-def _json_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    return field.kind.filter_clause(_Stored(field), op, value)
 
 
 def keyword_terms(keyword: str) -> list[str]:
@@ -179,7 +117,7 @@ def order_clauses(menu: Menu, sort_field: Field | None = None, desc: bool | None
     descending = menu.sort_desc if desc is None else desc
     if field is None or field.is_detail:
         return [Record.id.desc() if descending else Record.id.asc()]
-    expr = _number(field) if field.type == FieldType.NUMBER else _text(field)
+    expr = field.kind.sort_expression(_Stored(field))
     if not use_index and db.engine.dialect.name == "sqlite":
         # SQLite's documented way to keep a term off an index: a unary +.
         expr = UnaryExpression(expr, operator=custom_op("+"))

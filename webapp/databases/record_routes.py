@@ -7,34 +7,24 @@ from flask_login import current_user, login_required
 
 from ..core import render
 from ..core.downloads import send_stored_file
+from ..core.errors import DomainError
+from ..core.forms import report_error
 from ..core.rows import edit_rows
 from ..extensions import db
 from . import bp
-from .fieldtypes import FieldType, display_value
-from .forms import field_attr, parsed_values, record_form_class, record_form_data
+from .forms import field_attr, record_changes, record_form_class, record_form_data
+from .loaders import get_database, get_field, get_menu, get_record
 from .models import Database, Field, Menu, Record
-from .operations import (
-    delete_record,
-    new_record,
-    remove_stored_file,
-    set_record_values,
-    store_upload,
-    stored_file_path,
-)
+from .operations import delete_record, save_record, stored_file_path
 from .query import menu_page
-from .routes import get_database, get_field, get_menu
-
-
-def get_record(record_id: int) -> Record:
-    return db.get_or_404(Record, record_id, description="指定されたレコードは存在しないか、削除されました。")
 
 
 def cell_text(model_field: Field, record: Record) -> str:
     if model_field.is_detail:
-        values = [display_value(model_field.field_type, row.get(model_field.key)) for row in record.details]
+        values = [model_field.kind.display(row.get(model_field.key)) for row in record.details]
         values = [v for v in values if v]
         return " / ".join(values[:3]) + (f" 他{len(values) - 3}件" if len(values) > 3 else "")
-    return display_value(model_field.field_type, record.data.get(model_field.key))
+    return model_field.kind.display(record.data.get(model_field.key))
 
 
 @bp.get("/menus/<int:menu_id>")
@@ -60,11 +50,8 @@ def record_list(menu_id: int):
 
     effective_sort = sort_field or menu.sort_field
     effective_desc = menu.sort_desc if desc is None else desc
-    from ..integrations.operations import menu_integrations
-
     return render(
         "databases/record_list.html",
-        submenu_integrations=menu_integrations(menu),
         block="records",
         menu=menu,
         database=menu.database,
@@ -76,7 +63,6 @@ def record_list(menu_id: int):
         effective_sort=effective_sort,
         effective_desc=effective_desc,
         active_menu_id=menu.id,
-        FieldType=FieldType,
     )
 
 
@@ -116,74 +102,19 @@ def _record_form_view(database: Database, record: Record | None):
             edit_rows(state.get("details", []), action, "row", dict)
             form = form_class(formdata=None, data=state)
             return _render_record_form(database, record, form)
-        if form.validate_on_submit() and _required_files_present(database, record, form):
-            data, details = parsed_values(database, form)
-            user_id = current_user.id
-            if record is None:
-                record = new_record(database, data, details, user_id)
-                db.session.flush()  # the id names the folder of uploaded files
-                merged = dict(record.data)
-            else:
-                merged = dict(record.data)
-                merged.update(data)
-            written, replaced = _apply_uploads(database, record, form, merged)
+        if form.validate_on_submit():
             try:
-                set_record_values(record, merged, details, user_id)
-                # 自動生成ファイル: PDFs whose inputs changed are regenerated in the same save.
-                from ..documents.operations import refresh_documents
-
-                documents = refresh_documents(record)
-                written += documents.written
-                replaced += documents.replaced
+                saved = save_record(database, record, record_changes(database, form), current_user.id)
                 db.session.commit()
-            except Exception:
+            except DomainError as exc:
                 db.session.rollback()
-                for path in written:
-                    remove_stored_file(path)
-                raise
-            for path in replaced:
-                remove_stored_file(path)
-            flash("レコードを保存しました。", "success")
-            for message in documents.errors:
-                flash(message, "error")
-            return redirect(_back_url(database, record))
+                report_error(form, exc)
+            else:
+                flash("レコードを保存しました。", "success")
+                for message in saved.messages:
+                    flash(message, "error")
+                return redirect(_back_url(database, saved.record))
     return _render_record_form(database, record, form)
-
-
-def _required_files_present(database: Database, record: Record | None, form) -> bool:
-    ok = True
-    for model_field in database.header_fields:
-        if model_field.type != FieldType.FILE or not model_field.required or not model_field.is_input:
-            continue
-        storage = getattr(form, field_attr(model_field)).data
-        uploading = bool(storage and getattr(storage, "filename", ""))
-        clearing = getattr(form, f"{field_attr(model_field)}_clear").data
-        kept = bool(record and record.data.get(model_field.key)) and not clearing
-        if not uploading and not kept:
-            getattr(form, field_attr(model_field)).errors = ["必須項目です。ファイルを選んでください。"]
-            ok = False
-    return ok
-
-
-def _apply_uploads(database: Database, record: Record, form, merged: dict) -> tuple[list[str], list[str]]:
-    """Store new files; returns (paths written, old paths to delete once the commit succeeded)."""
-    written, replaced = [], []
-    for model_field in database.header_fields:
-        if model_field.type != FieldType.FILE or not model_field.is_input:
-            continue
-        old = merged.get(model_field.key)
-        storage = getattr(form, field_attr(model_field)).data
-        clear = getattr(form, f"{field_attr(model_field)}_clear").data
-        if storage and getattr(storage, "filename", ""):
-            merged[model_field.key] = store_upload(record, model_field, storage)
-            written.append(merged[model_field.key]["path"])
-        elif clear:
-            merged[model_field.key] = None
-        else:
-            continue
-        if isinstance(old, dict) and old.get("path"):
-            replaced.append(old["path"])
-    return written, replaced
 
 
 def _render_record_form(database: Database, record: Record | None, form):
@@ -194,7 +125,6 @@ def _render_record_form(database: Database, record: Record | None, form):
         record=record,
         form=form,
         field_attr=field_attr,
-        FieldType=FieldType,
         back_url=_back_url(database, record),
         menu=_menu_for_return(database),
     )
@@ -212,8 +142,8 @@ def record_view(record_id: int):
     record = get_record(record_id)
     database = record.database
     return render(
-        "databases/record_view.html", database=database, record=record, FieldType=FieldType,
-        display_value=display_value, menu=_menu_for_return(database), back_url=_back_url(database),
+        "databases/record_view.html", database=database, record=record,
+        menu=_menu_for_return(database), back_url=_back_url(database),
         active_menu_id=(_menu_for_return(database).id if database.menus else None),
     )
 
@@ -232,6 +162,7 @@ def record_delete(record_id: int):
     database = record.database
     back = _back_url(database)
     delete_record(record)
+    db.session.commit()
     flash("レコードを削除しました。", "success")
     return redirect(back)
 
@@ -247,12 +178,3 @@ def record_file(record_id: int, field_id: int):
         abort(404, description="ファイルがありません。")
     inline = request.args.get("inline") == "1" and value.get("content_type") == "application/pdf"
     return send_stored_file(path, value.get("content_type"), value["name"], inline=inline)
-
-
-
-@bp.record_once
-def _register_document_routes(state) -> None:
-    """自動生成ファイル: open / download / 再生成 (webapp/documents/routes.py) come with the record pages."""
-    from ..documents.routes import bp as documents_bp
-
-    state.app.register_blueprint(documents_bp)

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
-from ..databases.fieldtypes import FieldType, display_value
 from .document_templates import DocumentTemplate
 
 ROUNDING_MODES = {"down": ROUND_DOWN, "half_up": ROUND_HALF_UP, "up": ROUND_UP}
@@ -168,10 +167,10 @@ class _Values:
         if fmt == "date":
             return japanese_date(value)
         if fmt == "yen":
-            return yen(to_decimal(value)) if to_decimal(value) is not None else display_value(target.field_type, value)
-        if target.type in (FieldType.FILE, FieldType.AUTOFILE):
+            return yen(to_decimal(value)) if to_decimal(value) is not None else target.kind.display(value)
+        if target.kind.is_file:
             return ""
-        return display_value(target.field_type, value)
+        return target.kind.display(value)
 
 
 def _is_organisation(name: str) -> bool:

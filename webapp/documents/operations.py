@@ -9,7 +9,7 @@ a PDF is regenerated when one of those changes and never when an unrelated field
 FILES_DIR, named by fingerprint: a failed save leaves the previous file and value untouched.
 
 API for callers (record save, 再生成, RQ jobs, the run engine):
-    refresh_documents(record)  inside a record save, before its commit
+    refresh_document(record, field)  inside a record save, before its commit (the field type's on_save)
     ensure_pdf(record, field)  the current PDF's path, generated first when missing or stale (commits)
     pdf_bytes(record, field)   the same, as bytes
     regenerate(record, field)  always render anew (the 再生成 button)
@@ -21,21 +21,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from ..databases.fieldtypes import FieldType
-from ..databases.models import Database, Field, Record
-from ..databases.operations import build_search_text, files_root, remove_stored_file, stored_file_path
+from ..core import files
+from ..databases.models import Field, Record
+from ..databases.operations import build_search_text, stored_file_path
 from ..databases.record_counts import records_of
 from ..extensions import db
 from .content import DocumentContent, build_content
 from .document_templates import DocumentTemplate, load_template, template_key_of
 from .errors import DocumentError
+from .fieldtype import AutofileKind
 from .render import RENDERER_VERSION, render_pdf
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,12 @@ CONTENT_TYPE = "application/pdf"
 BATCH = 100
 
 
-def autofile_fields(database: Database) -> list[Field]:
-    return [f for f in database.header_fields if f.type == FieldType.AUTOFILE]
+def is_autofile(target: Field | None) -> bool:
+    return target is not None and isinstance(target.kind, AutofileKind)
 
 
 def _check_target(record: Record, target: Field) -> None:
-    if target.type != FieldType.AUTOFILE or target.is_detail or target.database_id != record.database_id:
+    if not is_autofile(target) or target.is_detail or target.database_id != record.database_id:
         raise ValueError(f"field {target.id} is not a header 自動生成ファイル field of record {record.id}'s DB")
 
 
@@ -80,12 +80,7 @@ class Generator:
         """Render and write the file; returns the value to store (the caller stores it)."""
         pdf = render_pdf(self.template, content)
         relative = Path("records") / str(database_id) / str(record_id) / str(self.field.id) / f"{fingerprint}.pdf"
-        absolute = files_root() / relative
-        absolute.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside and renamed: a reader never sees half a file, even while it is being regenerated.
-        partial = absolute.with_name(f".{absolute.name}.{os.getpid()}.part")
-        partial.write_bytes(pdf)
-        os.replace(partial, absolute)
+        files.write_bytes(relative, pdf)
         return {
             "name": content.file_name,
             "path": str(relative),
@@ -100,45 +95,33 @@ class Generator:
 # ---- inside a record save ------------------------------------------------------------------------------
 
 
-@dataclass
-class DocumentChanges:
-    """Files written (delete them if the save is rolled back), replaced (delete after the commit), errors."""
+def refresh_document(record: Record, target: Field) -> str | None:
+    """Regenerate the record's PDF of `target` when its inputs changed, into record.data (the 自動生成ファイル
+    type's on_save: save_record calls it before the caller commits). Returns a message for the user when the PDF
+    cannot be made — that never blocks saving the record: the old value stays (it shows as not current).
 
-    written: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-def refresh_documents(record: Record) -> DocumentChanges:
-    """Regenerate the record's PDFs whose inputs changed, into record.data; the caller commits.
-
-    A PDF that cannot be made never blocks saving the record: the old value stays (it shows as not current)
-    and the message is returned for the user.
+    The new file is removed again if the save is not committed; the one it replaces, once it is.
     """
-    changes = DocumentChanges()
-    for target in autofile_fields(record.database):
-        try:
-            generator = Generator(target)
-            content, fingerprint = generator.content(record.data, record.details, record.id)
-            old = record.data.get(target.key)
-            if generator.is_current(old, fingerprint):
-                continue
-            value = generator.generate(record.database_id, record.id, content, fingerprint)
-        except DocumentError as exc:
-            changes.errors.append(f"「{target.name}」を生成できませんでした。{exc}")
-            continue
-        except Exception:  # a rendering bug must not lose the user's record
-            log.exception("PDF of record %s field %s failed", record.id, target.id)
-            changes.errors.append(f"「{target.name}」を生成できませんでした。管理者に連絡してください。")
-            continue
-        data = dict(record.data)
-        data[target.key] = value
-        record.data = data
-        record.search_text = build_search_text(record.data, record.details)
-        changes.written.append(value["path"])
-        if isinstance(old, dict) and old.get("path") and old["path"] != value["path"]:
-            changes.replaced.append(old["path"])
-    return changes
+    try:
+        generator = Generator(target)
+        content, fingerprint = generator.content(record.data, record.details, record.id)
+        old = record.data.get(target.key)
+        if generator.is_current(old, fingerprint):
+            return None
+        value = generator.generate(record.database_id, record.id, content, fingerprint)
+    except DocumentError as exc:
+        return f"「{target.name}」を生成できませんでした。{exc}"
+    except Exception:  # a rendering bug must not lose the user's record
+        log.exception("PDF of record %s field %s failed", record.id, target.id)
+        return f"「{target.name}」を生成できませんでした。管理者に連絡してください。"
+    files.remove_unless_committed([value["path"]])
+    if isinstance(old, dict) and old.get("path") and old["path"] != value["path"]:
+        files.remove_after_commit([old["path"]])
+    data = dict(record.data)
+    data[target.key] = value
+    record.data = data
+    record.search_text = build_search_text(record.data, record.details)
+    return None
 
 
 # ---- outside a save: guarded writes --------------------------------------------------------------------
@@ -193,7 +176,7 @@ def _store(generator: Generator, values: dict[int, dict]) -> dict[int, dict]:
         db.session.execute(update(Record), updates, execution_options=records_of(generator.field.database_id))
     db.session.commit()
     for path in obsolete:
-        remove_stored_file(path)
+        files.remove(path)
     return stored
 
 
@@ -241,7 +224,7 @@ def generate_missing(field_id: int, batch: int = BATCH) -> BulkResult:
     """Generate every missing or stale PDF of an autofile field, in batches (each committed on its own)."""
     result = BulkResult()
     target = db.session.get(Field, field_id)
-    if target is None or target.type != FieldType.AUTOFILE:
+    if not is_autofile(target):
         return result
     generator = Generator(target)
     database_id, key = target.database_id, target.key

@@ -1,6 +1,7 @@
 """自動生成ファイル on the record page: open or download the current PDF, 再生成, and the bulk job.
 
-Registered under the databases blueprint (endpoints ``databases.documents.*``), next to the record pages.
+Its own blueprint (endpoints ``documents.*``), registered by create_app; it builds on the databases module (the
+entities, the record pages it is shown on), which knows nothing of it.
 """
 
 from __future__ import annotations
@@ -10,20 +11,25 @@ from flask_login import login_required
 
 from ..core.downloads import send_stored_file
 from ..core.permissions import Permission, permission_required
-from ..databases.fieldtypes import FieldType
+from ..databases.loaders import get_database, get_field, get_record
 from ..databases.models import Field, Record
-from ..databases.record_routes import get_record
-from ..databases.routes import get_database, get_field
 from ..extensions import db
 from .errors import DocumentError
-from .operations import DocumentState, document_state, enqueue_generate_missing, ensure_pdf, regenerate
+from .operations import (
+    DocumentState,
+    document_state,
+    enqueue_generate_missing,
+    ensure_pdf,
+    is_autofile,
+    regenerate,
+)
 
-bp = Blueprint("documents", __name__)
+bp = Blueprint("documents", __name__, template_folder="templates")
 
 
 def _autofile(record: Record, field_id: int) -> Field:
     target = get_field(record.database, field_id)
-    if target.type != FieldType.AUTOFILE:
+    if not is_autofile(target):
         abort(404, description="指定された項目は自動生成ファイルではありません。")
     return target
 
@@ -76,7 +82,7 @@ def document_regenerate(record_id: int, field_id: int):
 def documents_generate(database_id: int, field_id: int):
     database = get_database(database_id)
     target = get_field(database, field_id)
-    if target.type != FieldType.AUTOFILE:
+    if not is_autofile(target):
         abort(404, description="指定された項目は自動生成ファイルではありません。")
     back = url_for("databases.field_edit", database_id=database.id, field_id=target.id)
     try:

@@ -19,8 +19,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..core.forms import BaseForm, FieldList
-from ..databases.fieldtypes import FieldType, FieldValueError, parse_value
-from ..databases.models import Database, Field
+from ..core.params import parse_id
+from ..databases.fieldtypes import FieldValueError
+from ..databases.models import ORIGIN_INPUT, Database, Field
 from ..meisai.client import normalize_base_url
 from ..meisai.errors import MeisaiConfigError, MeisaiUrlError
 from ..meisai.transport import check_destination
@@ -34,22 +35,24 @@ from .models import (
     RECORD_UPDATE_MAX,
     RUN_TIME,
     DataKind,
+    IntegrationSetting,
 )
-from .operations import allow_insecure_loopback, destination_policy
+from .operations import SettingValues, allow_insecure_loopback, destination_policy
 
 YES_NO = [("0", "しない"), ("1", "する")]
-RECORD_UPDATE_TYPES = {FieldType.TEXT, FieldType.SELECT, FieldType.DATETIME}
 ID_MAX_DIGITS = 9
 
 
 def record_update_fields(database: Database) -> list[Field]:
-    """Fields a レコード更新 may set: header テキスト(1行), 選択肢(1件選択) and 日時 fields people can type."""
-    return [f for f in database.header_fields if f.type in RECORD_UPDATE_TYPES and f.origin == "input"]
+    """Fields a レコード更新 may set: header fields people type, of a type that may be a レコード更新 target
+    (テキスト(1行), 選択肢(1件選択), 日時)."""
+    return [f for f in database.header_fields if f.kind.record_update and f.origin == ORIGIN_INPUT]
 
 
 def pdf_target_fields(database: Database) -> list[Field]:
-    """連携対象PDF candidates: header 自動生成ファイル fields, never link-target or dependent ones."""
-    return [f for f in database.header_fields if f.type == FieldType.AUTOFILE and f.origin == "input"]
+    """連携対象PDF candidates: header fields of a type that may be one (自動生成ファイル), never link-target or
+    dependent ones."""
+    return [f for f in database.header_fields if f.kind.pdf_target and f.origin == ORIGIN_INPUT]
 
 
 def _normalized_url(text: str | None) -> str:
@@ -224,10 +227,11 @@ class IntegrationSettingForm(BaseForm):
     @staticmethod
     def _record_update_value(target: Field, row) -> str:
         value = (row.value.data or "").strip()
-        if target.type == FieldType.DATETIME and row.mode.data == RUN_TIME:
+        if target.kind.accepts_run_time and row.mode.data == RUN_TIME:
             return RUN_TIME
         try:
-            parsed = parse_value(target.field_type, value, options=target.options, required=target.type != FieldType.TEXT)
+            parsed = target.kind.parse(value, options=target.options, required=not target.kind.record_update_blank,
+                                       field=target)
         except FieldValueError as exc:
             row.value.errors = [str(exc)]
             raise ValidationError(f"「{target.name}」の更新後の値: {exc}") from None
@@ -237,3 +241,53 @@ class IntegrationSettingForm(BaseForm):
         """After validate(): the (field id, value) rows to store."""
         rows = [row.form for row in self.record_updates if row.form.field_id.data]
         return [(self.update_fields[row.field_id.data].id, row.parsed) for row in rows]
+
+    # ---- the form ↔ the setting ----------------------------------------------------------------------
+
+    @staticmethod
+    def data_of(setting: IntegrationSetting) -> dict:
+        """A stored setting as the form's data (the token never: it is typed again or kept)."""
+        as_flag = lambda value: "1" if value else "0"  # noqa: E731
+        rows = []
+        for rule in setting.record_updates:
+            run_time = rule.value == RUN_TIME
+            rows.append({"field_id": str(rule.field_id), "mode": RUN_TIME if run_time else "fixed",
+                         "value": "" if run_time else rule.field.kind.input_value(rule.value)})
+        return {
+            "name": setting.name, "url": setting.base_url, "token": "", "data_kind": setting.data_kind,
+            "report_mail": as_flag(setting.report_mail), "report_mail_to": setting.report_mail_to or "executor",
+            "report_mail_errors_only": setting.report_mail_errors_only,
+            "import_setting_id": str(setting.import_setting_id or ""),
+            "overwrite_in_use": as_flag(setting.overwrite_in_use), "overwrite_blank": as_flag(setting.overwrite_blank),
+            "report_type_id": str(setting.report_type_id or "1"), "import_method": setting.import_method or "new",
+            "skip_approval": as_flag(setting.skip_approval), "issue_method": setting.issue_method or "immediate",
+            "replace_notify_mail": as_flag(setting.replace_notify_mail),
+            "replace_postal": as_flag(setting.replace_postal), "replace_fax": as_flag(setting.replace_fax),
+            "approval_flow_id": str(setting.approval_flow_id or ""),
+            "pdf_field_id": str(setting.pdf_field_id or ""), "record_updates": rows,
+        }
+
+    def values(self) -> SettingValues:
+        """After validate(): what was entered, for save_setting (which keeps only the settings that apply)."""
+        return SettingValues(
+            name=self.name.data,
+            base_url=self.normalized_url,
+            token=(self.token.data or "").strip() or None,
+            data_kind=self.kind,
+            report_mail=self.report_mail.data == "1",
+            report_mail_to=self.report_mail_to.data,
+            report_mail_errors_only=bool(self.report_mail_errors_only.data),
+            import_setting_id=getattr(self.import_setting_id, "parsed", None),
+            overwrite_in_use=self.overwrite_in_use.data == "1",
+            overwrite_blank=self.overwrite_blank.data == "1",
+            report_type_id=getattr(self.report_type_id, "parsed", None),
+            import_method=self.import_method.data,
+            skip_approval=self.skip_approval.data == "1",
+            issue_method=self.issue_method.data,
+            replace_notify_mail=self.replace_notify_mail.data == "1",
+            replace_postal=self.replace_postal.data == "1",
+            replace_fax=self.replace_fax.data == "1",
+            approval_flow_id=getattr(self.approval_flow_id, "parsed", None),
+            pdf_field_id=parse_id(self.pdf_field_id.data),
+            record_updates=self.record_update_values(),
+        )

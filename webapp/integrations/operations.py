@@ -1,6 +1,7 @@
 """楽楽明細連携設定: save (only the settings that apply), delete, attach to menus, 接続テスト, clients.
 
-Views, the run jobs and the CLI all come through here; a change and its audit entry commit together.
+Views, the run jobs and the CLI all come through here. Each action flushes and its caller commits, so a change
+and its audit entry are kept together or not at all.
 
 The stored API token follows its origin: it is only ever sent to the scheme + host + port it was entered for
 (``IntegrationSetting.token_origin``). A URL with another origin needs the token typed again, on save and in
@@ -12,10 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from ..core import dependents
 from ..core.audit import SECRET_CHANGED, audit, diff
 from ..core.crypto import TokenUnreadable, decrypt_secret, encrypt_secret
+from ..core.dependents import ORDER_SETTING, Dependent
+from ..core.errors import DomainError
 from ..databases.models import Database, Field, Menu
 from ..extensions import db
 from ..meisai.client import ConnectionCheck, MeisaiClient, normalize_base_url, origin_of
@@ -41,12 +45,8 @@ from .models import (
 TOKEN_ORIGIN_CHANGED = "URLの接続先が変わったため、APIトークンを入力し直してください。"
 
 
-class IntegrationError(ValueError):
-    """A refused change, with a Japanese message; ``field`` names the form field it belongs to, if one."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+class IntegrationError(DomainError):
+    """A refused change of a 楽楽明細連携設定 or a menu's システム連携設定."""
 
 
 class TokenOriginChanged(TokenUnreadable):
@@ -173,7 +173,7 @@ def save_setting(database: Database, values: SettingValues, existing: Integratio
         changes["APIトークン"] = ["", SECRET_CHANGED]
     if existing is None or changes:
         audit("create" if existing is None else "update", "楽楽明細連携設定", setting.id, setting.name, changes)
-    db.session.commit()
+    db.session.flush()
     return setting
 
 
@@ -185,16 +185,12 @@ def delete_setting(setting: IntegrationSetting) -> None:
         setting.is_deleted = True
     else:
         db.session.delete(setting)
-    db.session.commit()
+    db.session.flush()
 
 
 def has_history(setting: IntegrationSetting) -> bool:
-    """Whether runs refer to this setting (run history arrives with the runs module)."""
-    try:
-        from ..runs.models import Run
-    except ImportError:
-        return False
-    return db.session.execute(select(func.count()).select_from(Run).where(Run.setting_id == setting.id)).scalar_one() > 0
+    """Whether a history refers to this setting (runs register theirs in core.dependents)."""
+    return bool(dependents.usage_of("setting", setting))
 
 
 def settings_of(database: Database) -> list[IntegrationSetting]:
@@ -231,7 +227,7 @@ def set_menu_integrations(menu: Menu, setting_ids: list[int]) -> None:
     if before != setting_ids:
         names = lambda ids: "、".join(allowed[i].name if i in allowed else str(i) for i in ids)  # noqa: E731
         audit("update", "システム連携設定", menu.id, f"メニュー「{menu.name}」", {"処理": [names(before), names(setting_ids)]})
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- tokens and clients ----------------------------------------------------------------------------------
@@ -320,7 +316,7 @@ def settings_connection_test(url: str, typed_token: str, setting: IntegrationSet
     audit("connection_test", "楽楽明細連携設定", setting.id if setting else None,
           setting.name if setting else (label.strip() or "(新規)"),
           {"接続先": ["", origin or "(URLが正しくありません)"], "結果": ["", outcome]})
-    db.session.commit()
+    db.session.flush()
     return check, origin
 
 
@@ -334,63 +330,37 @@ BOOKKEEPING_NAMES = {
 }
 
 
-def bookkeeping_gaps(setting: IntegrationSetting, menu: Menu) -> list[str]:
-    """The 電子帳簿保存法 search keys a 帳票 integration's menu does not send (a warning, never a refusal)."""
-    if setting.kind == DataKind.CUSTOMER or setting.kind == DataKind.REPORT_PDF:
+def bookkeeping_gaps(sending: IntegrationSetting | DataKind, menu: Menu) -> list[str]:
+    """The 電子帳簿保存法 search keys a 帳票 integration's menu does not send (a warning, never a refusal); `sending`
+    is the setting or the 連携データ it would have (the settings form shows the choice before it is saved)."""
+    kind = sending if isinstance(sending, DataKind) else sending.kind
+    if kind in (DataKind.CUSTOMER, DataKind.REPORT_PDF):  # CSV carries the keys: PDF only sends no CSV
         return []
     names = {f.name for f in menu.column_fields if not f.is_detail}
     return [key for key, accepted in BOOKKEEPING_NAMES.items() if not names.intersection(accepted)]
 
 
-@dataclass
-class Usage:
-    """The integrations and timers whose sending depends on a menu or a field (see core.permissions)."""
-
-    settings: list[IntegrationSetting] = field(default_factory=list)
-    timers: list = field(default_factory=list)  # timers.models.Timer
-
-    def __bool__(self) -> bool:
-        return bool(self.settings or self.timers)
-
-    def add(self, other: Usage) -> None:
-        self.settings += [s for s in other.settings if s not in self.settings]
-        self.timers += [t for t in other.timers if t not in self.timers]
-
-    def describe(self) -> str:
-        """楽楽明細連携「A」、タイマー「A」(ON) — as a save message names them."""
-        from ..timers.operations import timer_label
-
-        return "、".join([f"楽楽明細連携「{s.name}」" for s in self.settings] + [timer_label(t) for t in self.timers])
+def bookkeeping_warnings(setting: IntegrationSetting, kind: DataKind) -> list[tuple[str, list[str]]]:
+    """(menu name, missing keys) of each menu the setting is attached to, for the 連携データ `kind`."""
+    return [(menu.name, gaps) for menu in attached_menus(setting) if (gaps := bookkeeping_gaps(kind, menu))]
 
 
-def menu_usage(menu: Menu) -> Usage:
-    """The integrations in the menu's サブメニュー and the timers whose メニュー設定 is this menu."""
-    from ..timers.operations import timers_using
-
-    return Usage([attached.setting for attached in menu_integrations(menu)], timers_using(menu))
+def _setting_dependent(setting: IntegrationSetting) -> Dependent:
+    return Dependent(("setting", setting.id), f"楽楽明細連携「{setting.name}」", ORDER_SETTING)
 
 
-def field_usage(target: Field) -> Usage:
-    """Who sends something that depends on `target`: through a menu they use (column, filter, sort), as a
-    レコード更新 target or the 連携対象PDF, or a timer without メニュー設定 (it sends every field of the DB)."""
-    from ..timers.models import Timer
+def _settings_using_field(target: Field) -> list[Dependent]:
+    """The DB's settings that send `target` as the 連携対象PDF or write it in a レコード更新."""
+    return [_setting_dependent(s) for s in settings_of(target.database)
+            if s.pdf_field_id == target.id or any(rule.field_id == target.id for rule in s.record_updates)]
 
-    usage = Usage()
-    for menu in target.database.menus:
-        used = (target.id == menu.sort_field_id or any(c.field_id == target.id for c in menu.columns)
-                or any(f.field_id == target.id for f in menu.filters))
-        if used:
-            usage.add(menu_usage(menu))
-    settings = settings_of(target.database)
-    usage.add(Usage([s for s in settings if s.pdf_field_id == target.id
-                     or any(rule.field_id == target.id for rule in s.record_updates)]))
-    if settings:
-        whole_db = db.session.execute(
-            select(Timer).where(Timer.menu_id.is_(None), Timer.setting_id.in_([s.id for s in settings]))
-            .order_by(Timer.id)
-        ).scalars().all()
-        usage.add(Usage(timers=list(whole_db)))
-    return usage
+
+dependents.register(
+    "integrations",
+    menu=lambda menu: [_setting_dependent(attached.setting) for attached in menu_integrations(menu)],
+    field=_settings_using_field,
+    database=lambda database: [_setting_dependent(s) for s in settings_of(database)],
+)
 
 
 def attached_menus(setting: IntegrationSetting) -> list[Menu]:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ..core import htmx_redirect, render
 from ..core.audit import AuditEntry
+from ..core.forms import report_error
 from ..core.params import parse_id
 from ..core.permissions import INTEGRATION_SETTINGS, Permission, permission_required
 from ..core.rows import edit_rows
+from ..databases.loaders import get_database, get_menu
 from ..databases.models import Database
-from ..databases.routes import get_database, get_menu
 from ..extensions import db
 from . import bp
 from .forms import IntegrationSettingForm, pdf_target_fields, record_update_fields
+from .loaders import get_setting
 from .models import (
     DATA_KIND_LABELS,
     RECORD_UPDATE_MAX,
@@ -24,9 +26,8 @@ from .models import (
 )
 from .operations import (
     IntegrationError,
-    SettingValues,
-    attached_menus,
     bookkeeping_gaps,
+    bookkeeping_warnings,
     delete_setting,
     menu_integrations,
     save_setting,
@@ -37,13 +38,6 @@ from .operations import (
 )
 
 SETTINGS_PERMISSIONS = INTEGRATION_SETTINGS
-
-
-def get_setting(database: Database, setting_id: int) -> IntegrationSetting:
-    setting = db.session.get(IntegrationSetting, setting_id)
-    if setting is None or setting.database_id != database.id or setting.is_deleted:
-        abort(404, description="指定された楽楽明細連携設定は存在しないか、削除されました。")
-    return setting
 
 
 @bp.get("/dbs/<int:database_id>/integrations")
@@ -57,57 +51,11 @@ def setting_list(database_id: int):
     )
 
 
-def _form_data_from(setting: IntegrationSetting) -> dict:
-    as_flag = lambda value: "1" if value else "0"  # noqa: E731
-    rows = []
-    for rule in setting.record_updates:
-        run_time = rule.value == RUN_TIME
-        rows.append({"field_id": str(rule.field_id), "mode": RUN_TIME if run_time else "fixed",
-                     "value": "" if run_time else rule.value.replace(" ", "T") if rule.field.field_type == "datetime" else rule.value})
-    return {
-        "name": setting.name, "url": setting.base_url, "token": "", "data_kind": setting.data_kind,
-        "report_mail": as_flag(setting.report_mail), "report_mail_to": setting.report_mail_to or "executor",
-        "report_mail_errors_only": setting.report_mail_errors_only,
-        "import_setting_id": str(setting.import_setting_id or ""),
-        "overwrite_in_use": as_flag(setting.overwrite_in_use), "overwrite_blank": as_flag(setting.overwrite_blank),
-        "report_type_id": str(setting.report_type_id or "1"), "import_method": setting.import_method or "new",
-        "skip_approval": as_flag(setting.skip_approval), "issue_method": setting.issue_method or "immediate",
-        "replace_notify_mail": as_flag(setting.replace_notify_mail), "replace_postal": as_flag(setting.replace_postal),
-        "replace_fax": as_flag(setting.replace_fax), "approval_flow_id": str(setting.approval_flow_id or ""),
-        "pdf_field_id": str(setting.pdf_field_id or ""), "record_updates": rows,
-    }
-
-
-def _values_from(form: IntegrationSettingForm) -> SettingValues:
-    return SettingValues(
-        name=form.name.data,
-        base_url=form.normalized_url,
-        token=(form.token.data or "").strip() or None,
-        data_kind=form.kind,
-        report_mail=form.report_mail.data == "1",
-        report_mail_to=form.report_mail_to.data,
-        report_mail_errors_only=bool(form.report_mail_errors_only.data),
-        import_setting_id=getattr(form.import_setting_id, "parsed", None),
-        overwrite_in_use=form.overwrite_in_use.data == "1",
-        overwrite_blank=form.overwrite_blank.data == "1",
-        report_type_id=getattr(form.report_type_id, "parsed", None),
-        import_method=form.import_method.data,
-        skip_approval=form.skip_approval.data == "1",
-        issue_method=form.issue_method.data,
-        replace_notify_mail=form.replace_notify_mail.data == "1",
-        replace_postal=form.replace_postal.data == "1",
-        replace_fax=form.replace_fax.data == "1",
-        approval_flow_id=getattr(form.approval_flow_id, "parsed", None),
-        pdf_field_id=parse_id(form.pdf_field_id.data),
-        record_updates=form.record_update_values(),
-    )
-
-
 def _setting_form_view(database: Database, setting: IntegrationSetting | None):
     editing = setting is not None
     action = request.form.get("action", "save") if request.method == "POST" else None
     if request.method == "GET":
-        data = _form_data_from(setting) if setting else {"report_type_id": "1", "record_updates": []}
+        data = IntegrationSettingForm.data_of(setting) if setting else {"report_type_id": "1", "record_updates": []}
         form = IntegrationSettingForm(formdata=None, data=data, database=database, editing=editing)
     else:
         form = IntegrationSettingForm(database=database, editing=editing)
@@ -122,13 +70,11 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
             form = IntegrationSettingForm(formdata=None, data=state, database=database, editing=editing)
         elif form.validate_on_submit():
             try:
-                saved = save_setting(database, _values_from(form), setting)
+                saved = save_setting(database, form.values(), setting)
+                db.session.commit()
             except IntegrationError as exc:
                 db.session.rollback()
-                if exc.field in form:
-                    form[exc.field].errors = [*form[exc.field].errors, str(exc)]
-                else:
-                    form.form_errors.append(str(exc))
+                report_error(form, exc)
             else:
                 flash(f"楽楽明細連携設定「{saved.name}」を保存しました。", "success")
                 return htmx_redirect(url_for("integrations.setting_list", database_id=database.id))
@@ -137,16 +83,8 @@ def _setting_form_view(database: Database, setting: IntegrationSetting | None):
         pdf_fields=pdf_target_fields(database), update_fields=record_update_fields(database), DataKind=DataKind,
         RUN_TIME=RUN_TIME, RECORD_UPDATE_MAX=RECORD_UPDATE_MAX,
         token_needs_reentry=bool(setting) and not token_readable(setting),
-        bookkeeping_warnings=_bookkeeping_warnings(setting, form.kind) if setting else [],
+        bookkeeping_warnings=bookkeeping_warnings(setting, form.kind) if setting else [],
     )
-
-
-def _bookkeeping_warnings(setting: IntegrationSetting, kind: DataKind) -> list[tuple[str, list[str]]]:
-    """(menu name, missing keys) of the menus this setting is attached to, for the kind shown in the form."""
-    if kind in (DataKind.CUSTOMER, DataKind.REPORT_PDF):
-        return []
-    shown = IntegrationSetting(data_kind=kind.value)
-    return [(menu.name, gaps) for menu in attached_menus(setting) if (gaps := bookkeeping_gaps(shown, menu))]
 
 
 @bp.route("/dbs/<int:database_id>/integrations/new", methods=["GET", "POST"])
@@ -169,6 +107,7 @@ def setting_delete(database_id: int, setting_id: int):
     setting = get_setting(database, setting_id)
     name = setting.name
     delete_setting(setting)
+    db.session.commit()
     flash(f"楽楽明細連携設定「{name}」を削除しました。", "success")
     return redirect(url_for("integrations.setting_list", database_id=database.id))
 
@@ -183,6 +122,7 @@ def setting_connection_test(database_id: int):
     setting = get_setting(database, setting_id) if setting_id else None
     check, origin = settings_connection_test(request.form.get("url", ""), request.form.get("token", ""), setting,
                                              label=request.form.get("name", ""))
+    db.session.commit()  # the 監査ログ entry of the test
     result = {"ok": check.ok, "message": check.message, "origin": origin}
     return render_template("integrations/_connection_result.html", result=result)
 
@@ -209,6 +149,7 @@ def menu_integration_settings(database_id: int, menu_id: int):
         elif action == "save":
             try:
                 set_menu_integrations(menu, chosen)
+                db.session.commit()
             except IntegrationError as exc:
                 db.session.rollback()
                 error = str(exc)

@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..auth.models import utcnow
-from ..databases.models import JSONType
+from ..core.clock import utcnow
+from ..core.dbtypes import JSONType
 from ..extensions import db
 
 MAIL_STATUS_LABELS = {"pending": "送信待ち", "sent": "送信済み", "failed": "送信失敗", "stored": "保存のみ(SMTP未設定)"}

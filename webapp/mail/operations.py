@@ -9,7 +9,7 @@ from email.utils import formatdate, make_msgid
 
 from flask import current_app
 
-from ..auth.models import utcnow
+from ..core.clock import utcnow
 from ..core.text import one_line
 from ..extensions import db
 from .models import OutboxMail

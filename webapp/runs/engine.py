@@ -15,10 +15,11 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..auth.models import User
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, to_local, utcnow
 from ..core.crypto import TokenUnreadable
+from ..core.files import files_root
 from ..databases.models import Field, Record
-from ..databases.operations import build_search_text, files_root
+from ..databases.operations import build_search_text
 from ..databases.record_counts import records_of
 from ..extensions import db
 from ..integrations.models import (
@@ -532,9 +533,7 @@ RECORD_UPDATE_FULL_SPEED_SECONDS = 2.0
 
 def apply_record_updates(run: Run, setting: IntegrationSetting) -> None:
     """レコード更新 of the records 楽楽明細 imported, in batches (one executemany per batch, not per record)."""
-    from zoneinfo import ZoneInfo
-
-    started = as_utc(run.started_at or utcnow()).astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+    started = to_local(run.started_at or utcnow())
     assignments = {rule.field.key: (started.strftime("%Y-%m-%d %H:%M") if rule.value == RUN_TIME else rule.value)
                    for rule in setting.record_updates}
     ok_ids = list(db.session.execute(

@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
 from ..core.text import control_character_problem
-from ..databases.fieldtypes import csv_value
 from ..databases.models import Field, Record
 from ..extensions import db
 from ..meisai import contract
@@ -64,17 +63,18 @@ class Chunk:
 @dataclass(frozen=True, slots=True)
 class Column:
     """What building lines reads of a Field, copied once per run: per-cell ORM attribute reads (and the
-    is_detail property) cost more than the CSV encoding itself at 300,000 lines."""
+    is_detail property) cost more than the CSV encoding itself at 300,000 lines. `csv` is the field type's
+    export of a value (fieldtypes.FieldKind.csv), bound once."""
 
     id: int
     key: str
     name: str
-    field_type: str
+    csv: Callable[[object], str]
     is_detail: bool
 
 
 def plain_columns(columns: Sequence[Field]) -> list[Column]:
-    return [Column(f.id, f.key, f.name, f.field_type, f.is_detail) for f in columns]
+    return [Column(f.id, f.key, f.name, f.kind.csv, f.is_detail) for f in columns]
 
 
 def _text(value: object) -> str:
@@ -99,7 +99,8 @@ def header_bytes(columns: Sequence[Field | Column]) -> bytes:
 
 def cell_text(record: Record, column: Field | Column) -> str:
     """A header field's value as its CSV cell carries it (e.g. the 顧客コード 楽楽明細 receives)."""
-    return _text(csv_value(column.field_type, record.data.get(column.key))).strip()
+    csv = column.csv if isinstance(column, Column) else column.kind.csv
+    return _text(csv(record.data.get(column.key))).strip()
 
 
 def unencodable(columns: Sequence[Field | Column], cells: Sequence[str]) -> str:
@@ -116,11 +117,11 @@ def unencodable(columns: Sequence[Field | Column], cells: Sequence[str]) -> str:
 def record_lines(record: Record, columns: Sequence[Column], code_index: int | None) -> RecordLines:
     """A record's CSV lines: one per 明細 row (header values repeated) when the columns hold 明細 fields."""
     values, details = record.data, record.details
-    header_cells = {f.id: _text(csv_value(f.field_type, values.get(f.key))) for f in columns if not f.is_detail}
+    header_cells = {f.id: _text(f.csv(values.get(f.key))) for f in columns if not f.is_detail}
     if code_index is not None and not header_cells.get(columns[code_index].id, "").strip():
         return RecordLines(record.id, problem="顧客コードが空です。顧客コードを入力してから送信してください。")
     if details and any(f.is_detail for f in columns):
-        rows_cells = [[_text(csv_value(f.field_type, row.get(f.key))) if f.is_detail else header_cells[f.id]
+        rows_cells = [[_text(f.csv(row.get(f.key))) if f.is_detail else header_cells[f.id]
                        for f in columns] for row in details]
     else:
         rows_cells = [["" if f.is_detail else header_cells[f.id] for f in columns]]

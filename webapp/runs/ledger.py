@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..core.clock import utcnow
-from ..databases.operations import files_root
+from ..core.files import files_root
 from ..extensions import db
 from ..meisai import contract
 from .models import CallStatus, RecordStatus, Run, RunRecord, SentCustomerCode

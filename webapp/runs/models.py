@@ -23,8 +23,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..auth.models import User, utcnow
-from ..databases.models import JSONType, Menu
+from ..auth.models import User
+from ..core.clock import utcnow
+from ..core.dbtypes import JSONType
+from ..databases.models import Menu
 from ..extensions import db
 from ..integrations.models import DATA_KIND_LABELS, DataKind, IntegrationSetting
 

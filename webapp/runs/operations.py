@@ -7,7 +7,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from redis import Redis
@@ -18,10 +17,11 @@ from rq.job import Job
 from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, local_tz, utcnow
+from ..core.errors import DomainError
+from ..core.files import files_root
 from ..core.text import control_character_problem
 from ..databases.models import Field, Menu, Record
-from ..databases.operations import files_root
 from ..databases.query import Page, menu_records_statement, order_clauses
 from ..extensions import db
 from ..integrations.models import (
@@ -52,7 +52,7 @@ PREVIEW_LINES = 20
 MEMO_MAX = 200
 
 
-class RunError(ValueError):
+class RunError(DomainError):
     """A run that cannot start; the message is Japanese and shown as is."""
 
 
@@ -61,10 +61,6 @@ def check_text(label: str, text: str) -> None:
     problem = control_character_problem(text)
     if problem:
         raise RunError(f"{label}: {problem}")
-
-
-def local_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def needs_publication_date(setting: IntegrationSetting) -> bool:

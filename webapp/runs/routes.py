@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from ..core import htmx_redirect, is_htmx, render
 from ..core.downloads import send_stored_file
+from ..core.files import path_of
 from ..core.permissions import Permission, permission_required
+from ..databases.loaders import get_menu
 from ..databases.models import Database, Menu
-from ..databases.operations import files_root
-from ..databases.routes import get_menu
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
 from ..integrations.operations import bookkeeping_gaps
@@ -164,9 +164,8 @@ def call_file(run_id: int, index: int, number: int):
     if call is None or not 0 <= number < len(call.files):
         abort(404, description="ファイルが見つかりません。")
     info = call.files[number]
-    root = files_root().resolve()
-    path = (root / info["path"]).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = path_of(info["path"])
+    if path is None:
         abort(404, description="ファイルが見つかりません(削除された可能性があります)。")
     return send_stored_file(path, info["content_type"], info["name"])
 

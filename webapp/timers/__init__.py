@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("timers", __name__, template_folder="templates")
 
-from . import routes  # noqa: E402,F401
+from . import dependents, routes  # noqa: E402,F401

@@ -9,9 +9,10 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from ..core.clock import local_tz
 from ..extensions import db
 from .models import Timer
-from .operations import last_heartbeat, local_tz, upcoming
+from .operations import last_heartbeat, upcoming
 
 timers_cli = AppGroup("timers", help="タイマー設定: list timers, run the dispatcher once.")
 

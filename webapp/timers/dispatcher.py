@@ -20,7 +20,7 @@ from rq.job import Dependency
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, local_tz, utcnow
 from ..databases.models import Menu
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
@@ -33,7 +33,7 @@ from ..runs.operations import (
     start_run,
 )
 from .models import SlotOutcome, Timer, TimerSlot
-from .operations import beat, local_tz
+from .operations import beat
 from .schedule import Kind, minute_floor, occurrences
 
 log = logging.getLogger(__name__)

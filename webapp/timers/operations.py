@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_login import current_user
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.audit import audit, diff
-from ..core.clock import as_utc, utcnow
+from ..core.clock import as_utc, local_tz, to_local, utcnow
+from ..core.errors import DomainError
 from ..databases.models import MENU_TYPE_RECORD_LIST, Menu, Record
 from ..extensions import db
 from ..integrations.models import IntegrationSetting
@@ -30,12 +29,8 @@ HEARTBEAT_NAME = "timer-dispatcher"
 HEARTBEAT_MAX_AGE = timedelta(minutes=2)
 
 
-class TimerError(ValueError):
+class TimerError(DomainError):
     """A refused タイマー設定, with a Japanese message for `field` (a form field name) or the whole form."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass
@@ -54,10 +49,6 @@ class TimerValues:
     def schedule(self) -> Schedule:
         return Schedule(kind=self.kind, at=self.at, once_date=self.once_date, weekdays=frozenset(self.weekdays),
                         month_day=self.month_day, last_day=self.last_day)
-
-
-def local_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def timer_of(setting: IntegrationSetting) -> Timer | None:
@@ -241,7 +232,3 @@ def last_heartbeat() -> datetime | None:
         select(SchedulerHeartbeat.beat_at).where(SchedulerHeartbeat.name == HEARTBEAT_NAME)
     ).scalar_one_or_none()
     return as_utc(beat_at)
-
-
-def to_local(moment: datetime) -> datetime:
-    return as_utc(moment).astimezone(local_tz())

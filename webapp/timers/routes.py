@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from ..core import htmx_redirect, render
-from ..core.clock import utcnow
+from ..core.clock import local_tz, to_local, utcnow
+from ..core.forms import report_error
 from ..core.permissions import INTEGRATION_SETTINGS, permission_required
-from ..databases.routes import get_database
+from ..databases.loaders import get_database
 from ..extensions import db
-from ..integrations.routes import get_setting
+from ..integrations.loaders import get_setting
 from ..runs.operations import RunError
 from . import bp
 from .forms import TimerForm
@@ -31,7 +32,6 @@ from .operations import (
     summary,
     timer_of,
     timers_using,
-    to_local,
     upcoming,
     whole_database_count,
 )
@@ -69,8 +69,7 @@ def timer_settings(database_id: int, setting_id: int):
                 save_timer(setting, form.values, utcnow())
             except TimerError as exc:
                 db.session.rollback()
-                target = getattr(form, exc.field, None) if exc.field else None
-                (target.errors if target is not None else form.form_errors).append(str(exc))
+                report_error(form, exc)
             else:
                 flash("タイマー設定を保存しました。次回実行予定を確認してください。", "success")
                 return htmx_redirect(url_for("timers.timer_settings", database_id=database.id, setting_id=setting.id))
@@ -80,7 +79,7 @@ def timer_settings(database_id: int, setting_id: int):
     sends_everything = not form.menu_id.data
     return render(
         "timers/timer_form.html", block="timer_form_body", database=database, setting=setting, timer=timer,
-        form=form, menus=menus, tz=tz_label(current_app.config["TIMEZONE"]), next_count=NEXT_RUN_COUNT,
+        form=form, menus=menus, tz=tz_label(local_tz()), next_count=NEXT_RUN_COUNT,
         next_runs=upcoming(timer, now) if timer else [], last=last_fired(timer) if timer else None,
         slots=recent_slots(timer) if timer else [], PRIORITY_MIN=PRIORITY_MIN, PRIORITY_MAX=PRIORITY_MAX,
         heartbeat=heartbeat, scheduler_stale=heartbeat is None or now - heartbeat > HEARTBEAT_MAX_AGE,

@@ -119,9 +119,9 @@ def minute_floor(moment: datetime) -> datetime:
 JAPAN_TIME_ZONE = "Asia/Tokyo"
 
 
-def tz_label(tz_name: str) -> str:
+def tz_label(tz: ZoneInfo) -> str:
     """Shown next to every time field: "日本時間 (Asia/Tokyo)", or the configured zone's name with its offset."""
-    if tz_name == JAPAN_TIME_ZONE:
+    if tz.key == JAPAN_TIME_ZONE:
         return f"日本時間 ({JAPAN_TIME_ZONE})"
-    offset = datetime.now(ZoneInfo(tz_name)).strftime("%z")
-    return f"{tz_name} (UTC{offset[:3]}:{offset[3:]})"
+    offset = datetime.now(tz).strftime("%z")
+    return f"{tz.key} (UTC{offset[:3]}:{offset[3:]})"
